@@ -1,0 +1,302 @@
+"""The `bangfu` command (CONTRACT.md): db upgrade, import, metrics, problems, demo, serve.
+
+Exit status: 0 success; 1 bad input, failed import or unreachable database; 2 wrong usage.
+Errors are one plain sentence on stderr, never a traceback (set BANGFU_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .dates import parse_date
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(EXIT_USAGE, f"bangfu: 用法错误：{message}（bangfu --help 查看用法）\n")
+
+
+def _date_arg(text: str) -> dt.date:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="bangfu", description="帮扶责任人监测看板：数据库、台账导入、指标与问题清单")
+    sub = p.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    sub.required = True
+
+    def db_opt(sp):
+        sp.add_argument("--db", metavar="URL", help="SQLAlchemy 数据库地址（默认 $DATABASE_URL 或内置 SQLite）")
+
+    s = sub.add_parser("db", help="数据库结构")
+    dbsub = s.add_subparsers(dest="db_command", parser_class=Parser, metavar="ACTION")
+    dbsub.required = True
+    up = dbsub.add_parser("upgrade", help="创建或升级数据库结构")
+    db_opt(up)
+
+    s = sub.add_parser("import", help="导入台账（CSV 文件夹或 .xlsx 工作簿）")
+    s.add_argument("path", metavar="PATH")
+    db_opt(s)
+
+    s = sub.add_parser("metrics", help="按地区或单位汇总指标")
+    s.add_argument("metric", choices=["coverage", "cap", "cadence", "ratings"])
+    s.add_argument("--by", required=True, choices=["province", "city", "county", "unit"])
+    s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD")
+    s.add_argument("--year", type=int, metavar="YYYY")
+    s.add_argument("--format", choices=["json", "csv", "table"], default="table")
+    db_opt(s)
+
+    s = sub.add_parser("problems", help="问题清单")
+    s.add_argument("kind", choices=["uncovered", "cap", "overdue", "unapproved"])
+    s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD")
+    s.add_argument("--region", metavar="CODE")
+    s.add_argument("--unit", metavar="UNIT_ID")
+    s.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
+    s.add_argument("--output", metavar="FILE")
+    db_opt(s)
+
+    s = sub.add_parser("demo", help="生成演示数据")
+    s.add_argument("--households", type=int, default=20000)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="演示数据截止日期（默认今天）")
+    db_opt(s)
+
+    s = sub.add_parser("serve", help="启动看板（streamlit run app.py）")
+    s.add_argument("--port", type=int, default=8501)
+    db_opt(s)
+    return p
+
+
+def _engine(args, require_schema: bool = True):
+    from .db import BangfuError, make_engine, safe_url, schema_ready
+
+    engine = make_engine(getattr(args, "db", None))
+    if require_schema and not schema_ready(engine):
+        raise BangfuError(f"数据库 {safe_url(str(engine.url))} 尚未初始化，请先运行 bangfu db upgrade 或导入台账")
+    return engine
+
+
+def _json_default(o):
+    if isinstance(o, (dt.date, dt.datetime)):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def _records(df) -> list[dict]:
+    out = []
+    for rec in df.to_dict(orient="records"):
+        clean = {}
+        for k, v in rec.items():
+            if v is None:
+                clean[k] = None
+            elif hasattr(v, "item"):
+                clean[k] = v.item()
+            elif isinstance(v, float) and v != v:  # NaN
+                clean[k] = None
+            else:
+                clean[k] = v
+        out.append(clean)
+    return out
+
+
+def _print_table(rows: list[dict], columns: list[str], out) -> None:
+    def fmt(v):
+        return "" if v is None else str(v)
+
+    def width(s: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([width(c)] + [width(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v + " " * (w - width(v)) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    out.write(line(columns) + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in cells:
+        out.write(line(row) + "\n")
+
+
+def cmd_db_upgrade(args) -> int:
+    from .db import make_engine, safe_url, upgrade
+
+    engine = make_engine(args.db)
+    upgrade(engine)
+    print(f"数据库结构已是最新：{safe_url(str(engine.url))}")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from pathlib import Path
+
+    from .db import make_engine, upgrade
+    from .ledger import ImportFailed, import_ledger
+
+    path = Path(args.path)
+    if not path.exists():
+        raise UsageError(f"台账路径不存在：{path}")
+    engine = make_engine(args.db)
+    upgrade(engine)
+    try:
+        result = import_ledger(engine, path, progress_stream=sys.stderr)
+    except ImportFailed as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print(f"导入失败：共 {len(exc.errors)} 处错误，数据库未做任何修改", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for w in result.warnings:
+        print(f"警告：{w}", file=sys.stderr)
+    print(result.summary())
+    return EXIT_OK
+
+
+def cmd_metrics(args) -> int:
+    from . import metrics as m
+
+    engine = _engine(args)
+    as_of = args.as_of or dt.date.today()
+    if args.year is not None and args.metric != "ratings":
+        raise UsageError("--year 只适用于 ratings 指标")
+    df = m.compute(engine, args.metric, args.by, as_of, m.ALL, args.year)
+    groups = _records(df)
+    total = m.total_row(df, args.metric)
+    if args.format == "json":
+        doc = {"metric": args.metric, "by": args.by, "as_of": as_of.isoformat()}
+        if args.metric == "ratings":
+            doc["year"] = args.year if args.year is not None else as_of.year - 1
+        doc.update({"groups": groups, "total": total})
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=_json_default) + "\n")
+    elif args.format == "csv":
+        import csv
+
+        cols = ["code", "name", *m.METRIC_FIELDS[args.metric]]
+        w = csv.DictWriter(sys.stdout, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in groups + [total]:
+            w.writerow(r)
+    else:
+        cols = ["code", "name", *m.METRIC_FIELDS[args.metric]]
+        _print_table(groups + [total], cols, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_problems(args) -> int:
+    from sqlalchemy import select
+
+    from . import schema
+    from .export import to_csv_bytes, to_xlsx_bytes
+    from .metrics import Scope
+    from .problems import PROBLEMS
+
+    engine = _engine(args)
+    with engine.connect() as conn:
+        if args.region and conn.execute(select(schema.regions.c.code).where(schema.regions.c.code == args.region)).first() is None:
+            raise InputError(f"区划代码 '{args.region}' 不存在")
+        if args.unit and conn.execute(select(schema.units.c.unit_id).where(schema.units.c.unit_id == args.unit)).first() is None:
+            raise InputError(f"派出单位 '{args.unit}' 不存在")
+    as_of = args.as_of or dt.date.today()
+    df = PROBLEMS[args.kind](engine, as_of, Scope(args.region, args.unit))
+    if args.format == "json":
+        data = (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+    elif args.format == "csv":
+        data = to_csv_bytes(df, bom=bool(args.output))
+    else:
+        if not args.output and sys.stdout.isatty():
+            raise UsageError("xlsx 格式需要 --output FILE")
+        data = to_xlsx_bytes(df, sheet=args.kind)
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(data)
+        print(f"已写入 {len(df)} 行到 {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .db import make_engine, safe_url, upgrade
+    from .demo import generate
+
+    if args.households < 1:
+        raise UsageError("--households 必须是正整数")
+    engine = make_engine(args.db)
+    upgrade(engine)
+    stats = generate(engine, households=args.households, seed=args.seed, as_of=args.as_of or dt.date.today(),
+                     progress_stream=sys.stderr)
+    print(f"演示数据已生成到 {safe_url(str(engine.url))}：" + "，".join(f"{k} {v:,}" for k, v in stats.items()))
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from .db import PROJECT_ROOT
+
+    if args.db:
+        os.environ["DATABASE_URL"] = args.db
+    os.execvp(sys.executable, [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+                               "--server.port", str(args.port)])
+    return EXIT_OK  # pragma: no cover
+
+
+class InputError(Exception):
+    pass
+
+
+COMMANDS = {
+    "import": cmd_import,
+    "metrics": cmd_metrics,
+    "problems": cmd_problems,
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .db import BangfuError, short_error
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "db":
+            return cmd_db_upgrade(args)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"bangfu: 用法错误：{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BangfuError, InputError, FileNotFoundError, ValueError) as exc:
+        print(f"bangfu: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SQLAlchemyError as exc:
+        if os.environ.get("BANGFU_DEBUG"):
+            raise
+        print(f"bangfu: 数据库错误：{short_error(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("bangfu: 已中断", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("BANGFU_DEBUG"):
+            raise
+        print(f"bangfu: 内部错误：{exc.__class__.__name__}: {exc}（设置 BANGFU_DEBUG=1 查看详情）", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

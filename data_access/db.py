@@ -1,0 +1,120 @@
+"""Engines, the embedded default database and schema upgrades."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import schema
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "bangfu.sqlite"
+
+
+class BangfuError(Exception):
+    """A user-facing error: its message is one plain sentence, shown without a traceback."""
+
+
+def default_url() -> str:
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """``--db`` beats ``DATABASE_URL`` beats the embedded SQLite file."""
+    url = url or os.environ.get("DATABASE_URL") or default_url()
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the driver this project ships with
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def is_embedded_default(url: str | None = None) -> bool:
+    return resolve_url(url) == default_url()
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = resolve_url(url)
+    try:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise BangfuError(f"无法使用数据库地址 {safe_url(url)}：{exc}") from exc
+    return engine
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for display
+        return "<invalid url>"
+
+
+def alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema with Alembic."""
+    from alembic import command
+
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def schema_ready(engine: Engine) -> bool:
+    try:
+        names = set(inspect(engine).get_table_names())
+    except SQLAlchemyError as exc:
+        raise BangfuError(f"无法连接数据库 {safe_url(str(engine.url))}：{short_error(exc)}") from exc
+    return all(t.name in names for t in schema.metadata.sorted_tables)
+
+
+def short_error(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def get_meta(engine: Engine, key: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+
+
+def set_meta(conn, key: str, value: str) -> None:
+    t = schema.meta
+    conn.execute(t.delete().where(t.c.key == key))
+    conn.execute(t.insert().values(key=key, value=value))
+
+
+def is_demo(engine: Engine) -> bool:
+    try:
+        return get_meta(engine, "demo") == "1"
+    except SQLAlchemyError:
+        return False

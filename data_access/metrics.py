@@ -1,0 +1,570 @@
+"""The metric engine: the one implementation of ../shared/RULES.md.
+
+Every function takes the as-of date and a Scope, computes in SQL (SQLAlchemy Core, the same
+expressions on SQLite and PostgreSQL) and returns a pandas DataFrame. Pages, exports and the
+command line all call these functions; nothing else defines a rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import (
+    and_,
+    case,
+    distinct,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import ColumnElement
+
+from . import schema
+from .dates import months_before
+from .schema import IN_SCOPE_STATUSES, LEVEL_RANK, REPLACEMENT_REASONS
+
+REGION_DIMS = ("province", "city", "county", "township", "village")
+DIMS = REGION_DIMS + ("unit",)
+CAP = 5  # 第五条: 1名帮扶责任人最多帮扶不超过5个贫困户
+INTERVAL_MONTHS = 2  # 第十二条(二)
+DEPARTMENT_INTERVAL_MONTHS = 4
+
+METRIC_FIELDS = {
+    "coverage": ["households", "covered", "weak"],
+    "cap": ["helpers", "violators", "excess"],
+    "cadence": ["active_pairings", "overdue"],
+    "ratings": ["excellent", "qualified", "unqualified", "missing"],
+    "replacements": ["replacements", "unapproved"],
+    "photos": ["in_home_visits", "with_photo"],
+}
+# a group is listed when its first field (what is counted) is non-zero; ratings: any field
+PRIMARY_FIELD = {"coverage": "households", "cap": "helpers", "cadence": "active_pairings",
+                 "replacements": "replacements", "photos": "in_home_visits"}
+
+T_REG = schema.regions
+T_UNIT = schema.units
+T_HELP = schema.helpers
+T_HH = schema.households
+T_PAIR = schema.pairings
+T_VIS = schema.visits
+T_RATE = schema.ratings
+T_ASSIGN = schema.assignments
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What part of the province a question is about: a region (any level) and/or a sending unit.
+
+    Frozen and hashable so that it is part of every cache key.
+    """
+
+    region: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "region", (self.region or None) and str(self.region).strip() or None)
+        object.__setattr__(self, "unit", (self.unit or None) and str(self.unit).strip() or None)
+
+
+ALL = Scope()
+
+
+class Conn:
+    """Accept an Engine or a Connection wherever a metric is asked for."""
+
+    def __init__(self, bind: Engine | Connection):
+        self.bind = bind
+        self.conn = None
+
+    def __enter__(self) -> Connection:
+        if isinstance(self.bind, Connection):
+            return self.bind
+        self.conn = self.bind.connect()
+        return self.conn
+
+    def __exit__(self, *exc):
+        if self.conn is not None:
+            self.conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Shared building blocks: one definition each
+# --------------------------------------------------------------------------------------------
+
+
+def active_on(pairing, d: dt.date) -> ColumnElement:
+    """RULES.md Time: start_date <= D and (end_date empty or end_date > D)."""
+    return and_(pairing.c.start_date <= d, or_(pairing.c.end_date.is_(None), pairing.c.end_date > d))
+
+
+def active_in_year(pairing, year: int) -> ColumnElement:
+    """RULES.md M4: active on at least one day of the year."""
+    return and_(
+        pairing.c.start_date <= dt.date(year, 12, 31),
+        or_(pairing.c.end_date.is_(None), pairing.c.end_date > dt.date(year, 1, 1)),
+    )
+
+
+def in_scope(household) -> ColumnElement:
+    """第二条: not_lifted and lifted_with_policy households; exited ones count nowhere."""
+    return household.c.status.in_(IN_SCOPE_STATUSES)
+
+
+def department_based(helper, unit) -> ColumnElement:
+    """第六条/第十二条(二): a province-level unit's helper with a department pairs by department."""
+    return and_(unit.c.level == "province", func.coalesce(helper.c.department, "") != "")
+
+
+def visitor_key(helper, unit) -> ColumnElement:
+    """Who may make a pairing's visits: the department (unit+department) or the helper alone."""
+    return case(
+        (department_based(helper, unit), literal("D:") + unit.c.unit_id + literal("|") + helper.c.department),
+        else_=literal("H:") + helper.c.helper_id,
+    )
+
+
+def group_key(region, by: str) -> ColumnElement:
+    """The region a row is counted under at level `by`: the ancestor-or-self at that level, or,
+    where the chain has none (a unit sitting above the level), the nearest one above it."""
+    cols = [region.c.province_code, region.c.city_code, region.c.county_code,
+            region.c.township_code, region.c.village_code]
+    upto = cols[: LEVEL_RANK[by] + 1]
+    if len(upto) == 1:
+        return upto[0]
+    return func.coalesce(*reversed(upto))
+
+
+def _region_filter(conn: Connection, region, code: str | None) -> ColumnElement:
+    """Rows whose region lies under (or is) `code`."""
+    if not code:
+        return true()
+    level = conn.execute(select(T_REG.c.level).where(T_REG.c.code == code)).scalar()
+    if level is None:
+        return false()
+    return region.c[f"{level}_code"] == code
+
+
+def _rows_to_frame(rows, columns) -> pd.DataFrame:
+    df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    return df
+
+
+def _finish(conn: Connection, df: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:
+    """Name the groups, drop the empty ones, sort by code, make every field an int."""
+    fields = METRIC_FIELDS[metric]
+    for f in fields:
+        df[f] = pd.to_numeric(df[f]).fillna(0).astype("int64")
+    if metric == "ratings":
+        df = df[df[fields].sum(axis=1) > 0]
+    else:
+        df = df[df[PRIMARY_FIELD[metric]] > 0]
+    df = df[df["code"].notna()].copy()
+    if by == "unit":
+        names = dict(conn.execute(select(T_UNIT.c.unit_id, T_UNIT.c.name).where(T_UNIT.c.unit_id.in_(list(df["code"])))).all()) if len(df) else {}
+        df["name"] = [names.get(c, c) for c in df["code"]]
+    else:
+        df["name"] = region_group_names(conn, list(df["code"]), by)
+    df = df.sort_values("code", kind="stable").reset_index(drop=True)
+    return df[["code", "name", *fields]]
+
+
+def region_group_names(conn: Connection, codes: list[str], by: str) -> list[str]:
+    """A region's name, or "省直" / "某某市直" for a row that stands above the asked level."""
+    if not codes:
+        return []
+    info = {}
+    for part in range(0, len(codes), 500):
+        chunk = codes[part : part + 500]
+        for code, name, level in conn.execute(
+            select(T_REG.c.code, T_REG.c.name, T_REG.c.level).where(T_REG.c.code.in_(chunk))
+        ):
+            info[code] = (name, level)
+    out = []
+    for c in codes:
+        name, level = info.get(c, (c, by))
+        if LEVEL_RANK.get(level, 99) < LEVEL_RANK[by]:
+            name = "省直" if level == "province" else f"{name}直"
+        out.append(name)
+    return out
+
+
+def total_row(df: pd.DataFrame, metric: str) -> dict:
+    row = {"code": None, "name": "合计"}
+    for f in METRIC_FIELDS[metric]:
+        row[f] = int(df[f].sum()) if len(df) else 0
+    return row
+
+
+def _check_by(by: str, allowed=DIMS) -> None:
+    if by not in allowed:
+        raise ValueError(f"unknown grouping '{by}'; expected one of {', '.join(allowed)}")
+
+
+def _active_household_helpers(d: dt.date):
+    """Per household with an active pairing on d: whether any active helper is a cadre."""
+    p = T_PAIR.alias("hp_p")
+    h = T_HELP.alias("hp_h")
+    return (
+        select(
+            p.c.household_id.label("household_id"),
+            func.max(case((h.c.category == "cadre", 1), else_=0)).label("has_cadre"),
+        )
+        .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
+        .where(active_on(p, d))
+        .group_by(p.c.household_id)
+        .subquery("hp")
+    )
+
+
+def _weak_expr(hh, hp) -> ColumnElement:
+    """M1 weak pairing: a covered not_lifted household whose active helpers are all non-cadre."""
+    return and_(hh.c.status == "not_lifted", hp.c.household_id.is_not(None), hp.c.has_cadre == 0)
+
+
+def _assigned_villages(d: dt.date, unit_id: str | None = None):
+    a = T_ASSIGN.alias("av")
+    q = select(a.c.unit_id, a.c.village_code).where(
+        a.c.start_date <= d, or_(a.c.end_date.is_(None), a.c.end_date > d)
+    )
+    if unit_id:
+        q = q.where(a.c.unit_id == unit_id)
+    return q.distinct().subquery("au")
+
+
+def _unit_pairs(d: dt.date):
+    """(household, unit) for every unit with a helper actively paired with the household on d."""
+    p = T_PAIR.alias("up_p")
+    h = T_HELP.alias("up_h")
+    return (
+        select(p.c.household_id, h.c.unit_id)
+        .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
+        .where(active_on(p, d))
+        .distinct()
+        .subquery("hu")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# M1 coverage
+# --------------------------------------------------------------------------------------------
+
+
+def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+    """M1. By region: households of the region. By unit (or with a unit scope): assigned-village
+    coverage — households in the unit's villages assigned on the date, covered by that unit's helpers."""
+    _check_by(by)
+    with Conn(bind) as conn:
+        hh = T_HH.alias("hh")
+        r = T_REG.alias("r")
+        hp = _active_household_helpers(as_of)
+        region_ok = _region_filter(conn, r, scope.region)
+        if by == "unit" or scope.unit:
+            au = _assigned_villages(as_of, scope.unit)
+            hu = _unit_pairs(as_of)
+            covered_by_unit = hu.c.household_id.is_not(None)
+            key = au.c.unit_id if by == "unit" else group_key(r, by)
+            q = (
+                select(
+                    key.label("code"),
+                    func.count().label("households"),
+                    func.sum(case((covered_by_unit, 1), else_=0)).label("covered"),
+                    func.sum(case((and_(covered_by_unit, _weak_expr(hh, hp)), 1), else_=0)).label("weak"),
+                )
+                .select_from(
+                    au.join(hh, hh.c.village_code == au.c.village_code)
+                    .join(r, r.c.code == hh.c.village_code)
+                    .outerjoin(hu, and_(hu.c.household_id == hh.c.household_id, hu.c.unit_id == au.c.unit_id))
+                    .outerjoin(hp, hp.c.household_id == hh.c.household_id)
+                )
+                .where(in_scope(hh), region_ok)
+                .group_by(key)
+            )
+        else:
+            key = group_key(r, by)
+            q = (
+                select(
+                    key.label("code"),
+                    func.count().label("households"),
+                    func.count(hp.c.household_id).label("covered"),
+                    func.sum(case((_weak_expr(hh, hp), 1), else_=0)).label("weak"),
+                )
+                .select_from(
+                    hh.join(r, r.c.code == hh.c.village_code).outerjoin(hp, hp.c.household_id == hh.c.household_id)
+                )
+                .where(in_scope(hh), region_ok)
+                .group_by(key)
+            )
+        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["coverage"]])
+        return _finish(conn, df, "coverage", by)
+
+
+# --------------------------------------------------------------------------------------------
+# M2 pairing cap
+# --------------------------------------------------------------------------------------------
+
+
+def _helper_loads(as_of: dt.date):
+    """load(helper, D): distinct in-scope households actively paired with the helper."""
+    p = T_PAIR.alias("lp")
+    hh = T_HH.alias("lh")
+    return (
+        select(p.c.helper_id.label("helper_id"), func.count(distinct(p.c.household_id)).label("load"))
+        .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
+        .where(active_on(p, as_of), in_scope(hh))
+        .group_by(p.c.helper_id)
+        .subquery("loads")
+    )
+
+
+def _helper_scope(conn: Connection, h, u, ur, scope: Scope) -> list[ColumnElement]:
+    conds = [_region_filter(conn, ur, scope.region)]
+    if scope.unit:
+        conds.append(h.c.unit_id == scope.unit)
+    return conds
+
+
+def _helper_group_key(u, ur, by: str) -> ColumnElement:
+    return u.c.unit_id if by == "unit" else group_key(ur, by)
+
+
+def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+    """M2, grouped by the helper's sending unit or that unit's region."""
+    _check_by(by)
+    with Conn(bind) as conn:
+        loads = _helper_loads(as_of)
+        h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+        key = _helper_group_key(u, ur, by)
+        over = loads.c.load > CAP
+        q = (
+            select(
+                key.label("code"),
+                func.count().label("helpers"),
+                func.sum(case((over, 1), else_=0)).label("violators"),
+                func.sum(case((over, loads.c.load - CAP), else_=0)).label("excess"),
+            )
+            .select_from(
+                loads.join(h, h.c.helper_id == loads.c.helper_id)
+                .join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+            )
+            .where(*_helper_scope(conn, h, u, ur, scope))
+            .group_by(key)
+        )
+        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["cap"]])
+        return _finish(conn, df, "cap", by)
+
+
+# --------------------------------------------------------------------------------------------
+# M3 visit cadence
+# --------------------------------------------------------------------------------------------
+
+
+def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
+    """One row per active in-scope pairing on as_of with its last in-home visit by its visitors,
+    its reference date and whether it is overdue. Shared by the counts and the overdue list."""
+    p = T_PAIR.alias("p")
+    hh = T_HH.alias("hh")
+    hr = T_REG.alias("hr")
+    h = T_HELP.alias("h")
+    u = T_UNIT.alias("u")
+    dept = department_based(h, u)
+    ap = (
+        select(
+            p.c.pairing_id,
+            p.c.helper_id,
+            p.c.household_id,
+            p.c.start_date,
+            h.c.unit_id,
+            visitor_key(h, u).label("vkey"),
+            case((dept, DEPARTMENT_INTERVAL_MONTHS), else_=INTERVAL_MONTHS).label("interval_months"),
+            hr.c.code.label("village_code"),
+        )
+        .select_from(
+            p.join(hh, hh.c.household_id == p.c.household_id)
+            .join(hr, hr.c.code == hh.c.village_code)
+            .join(h, h.c.helper_id == p.c.helper_id)
+            .join(u, u.c.unit_id == h.c.unit_id)
+        )
+        .where(active_on(p, as_of), in_scope(hh), _region_filter(conn, hr, scope.region))
+    )
+    if scope.unit:
+        ap = ap.where(h.c.unit_id == scope.unit)
+    ap = ap.subquery("ap")
+
+    # the latest in-home visit up to the date by one of the pairing's visitors
+    v, vh, vu = T_VIS.alias("v"), T_HELP.alias("vh"), T_UNIT.alias("vu")
+    last = (
+        select(ap.c.pairing_id, func.max(v.c.visit_date).label("last_visit"))
+        .select_from(
+            ap.join(v, v.c.household_id == ap.c.household_id)
+            .join(vh, vh.c.helper_id == v.c.helper_id)
+            .join(vu, vu.c.unit_id == vh.c.unit_id)
+        )
+        .where(v.c.mode == "in_home", v.c.visit_date <= as_of, visitor_key(vh, vu) == ap.c.vkey)
+        .group_by(ap.c.pairing_id)
+        .subquery("last")
+    )
+    ref = case(
+        (or_(last.c.last_visit.is_(None), last.c.last_visit < ap.c.start_date), ap.c.start_date),
+        else_=last.c.last_visit,
+    )
+    cutoff = case(
+        (ap.c.interval_months == DEPARTMENT_INTERVAL_MONTHS, literal(months_before(as_of, DEPARTMENT_INTERVAL_MONTHS))),
+        else_=literal(months_before(as_of, INTERVAL_MONTHS)),
+    )
+    return ap, last, ref, cutoff
+
+
+def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+    """M3: active in-scope pairings and the overdue ones, by household region or helper unit."""
+    _check_by(by)
+    with Conn(bind) as conn:
+        ap, last, ref, cutoff = _pairing_status(conn, as_of, scope)
+        base = ap.outerjoin(last, last.c.pairing_id == ap.c.pairing_id)
+        if by == "unit":
+            key = ap.c.unit_id
+        else:
+            gr = T_REG.alias("gr")
+            base = base.join(gr, gr.c.code == ap.c.village_code)
+            key = group_key(gr, by)
+        q = (
+            select(
+                key.label("code"),
+                func.count().label("active_pairings"),
+                func.sum(case((ref < cutoff, 1), else_=0)).label("overdue"),
+            )
+            .select_from(base)
+            .group_by(key)
+        )
+        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["cadence"]])
+        return _finish(conn, df, "cadence", by)
+
+
+# --------------------------------------------------------------------------------------------
+# M4 ratings
+# --------------------------------------------------------------------------------------------
+
+
+def ratings(bind, year: int, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+    """M4 for year Y: helpers per grade, and helpers paired during Y with no rating for Y."""
+    _check_by(by)
+    with Conn(bind) as conn:
+        h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+        rt = T_RATE.alias("rt")
+        p, hh = T_PAIR.alias("yp"), T_HH.alias("yh")
+        paired = (
+            select(p.c.helper_id)
+            .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
+            .where(active_in_year(p, year), in_scope(hh))
+            .distinct()
+            .subquery("paired")
+        )
+        key = _helper_group_key(u, ur, by)
+        q = (
+            select(
+                key.label("code"),
+                *[func.sum(case((rt.c.grade == g, 1), else_=0)).label(g) for g in schema.GRADES],
+                func.sum(case((and_(rt.c.grade.is_(None), paired.c.helper_id.is_not(None)), 1), else_=0)).label("missing"),
+            )
+            .select_from(
+                h.join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+                .outerjoin(rt, and_(rt.c.helper_id == h.c.helper_id, rt.c.year == year))
+                .outerjoin(paired, paired.c.helper_id == h.c.helper_id)
+            )
+            .where(or_(rt.c.grade.is_not(None), paired.c.helper_id.is_not(None)), *_helper_scope(conn, h, u, ur, scope))
+            .group_by(key)
+        )
+        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["ratings"]])
+        return _finish(conn, df, "ratings", by)
+
+
+# --------------------------------------------------------------------------------------------
+# M5 replacements, M6 photos
+# --------------------------------------------------------------------------------------------
+
+
+def _replacement_cond(p, as_of: dt.date) -> ColumnElement:
+    return and_(p.c.end_date.is_not(None), p.c.end_date <= as_of, p.c.end_reason.in_(REPLACEMENT_REASONS))
+
+
+def _unapproved_cond(p) -> ColumnElement:
+    return or_(p.c.approved.is_(None), p.c.approved == false())
+
+
+def replacements(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+    """M5: replacements ended on or before the date, and those without county approval."""
+    _check_by(by)
+    with Conn(bind) as conn:
+        p, hh = T_PAIR.alias("p"), T_HH.alias("hh")
+        h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+        key = _helper_group_key(u, ur, by)
+        q = (
+            select(
+                key.label("code"),
+                func.count().label("replacements"),
+                func.sum(case((_unapproved_cond(p), 1), else_=0)).label("unapproved"),
+            )
+            .select_from(
+                p.join(hh, hh.c.household_id == p.c.household_id)
+                .join(h, h.c.helper_id == p.c.helper_id)
+                .join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+            )
+            .where(_replacement_cond(p, as_of), in_scope(hh), *_helper_scope(conn, h, u, ur, scope))
+            .group_by(key)
+        )
+        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["replacements"]])
+        return _finish(conn, df, "replacements", by)
+
+
+def photos(bind, start: dt.date, end: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+    """M6: in-home visits dated start..end (inclusive) and those with a photo uploaded.
+    By household region, or by the visiting helper's unit."""
+    _check_by(by)
+    with Conn(bind) as conn:
+        v, hh, hr = T_VIS.alias("v"), T_HH.alias("hh"), T_REG.alias("hr")
+        h = T_HELP.alias("h")
+        key = h.c.unit_id if by == "unit" else group_key(hr, by)
+        q = (
+            select(
+                key.label("code"),
+                func.count().label("in_home_visits"),
+                func.sum(case((v.c.photo_uploaded == true(), 1), else_=0)).label("with_photo"),
+            )
+            .select_from(
+                v.join(hh, hh.c.household_id == v.c.household_id)
+                .join(hr, hr.c.code == hh.c.village_code)
+                .join(h, h.c.helper_id == v.c.helper_id)
+            )
+            .where(v.c.mode == "in_home", v.c.visit_date >= start, v.c.visit_date <= end, in_scope(hh),
+                   _region_filter(conn, hr, scope.region))
+            .group_by(key)
+        )
+        if scope.unit:
+            q = q.where(h.c.unit_id == scope.unit)
+        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["photos"]])
+        return _finish(conn, df, "photos", by)
+
+
+METRICS = {
+    "coverage": coverage,
+    "cap": cap,
+    "cadence": cadence,
+    "replacements": replacements,
+}
+
+
+def compute(bind, metric: str, by: str, as_of: dt.date, scope: Scope = ALL, year: int | None = None) -> pd.DataFrame:
+    """Dispatch used by the CLI: the ratings year defaults to the year before as_of's."""
+    if metric == "ratings":
+        return ratings(bind, year if year is not None else as_of.year - 1, by, scope)
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric '{metric}'")
+    return METRICS[metric](bind, as_of, by, scope)

@@ -1,0 +1,209 @@
+"""Problem lists (uncovered households, helpers over the cap, overdue pairings, unapproved
+replacements) and the 12-month trend, built on the definitions in ``metrics``.
+
+Each list returns the contract fields first (CONTRACT.md "Problem lists"), sorted by the first
+field; ``detail=True`` adds names and places for the pages, masked unless ``unmasked=True``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import select
+
+from . import metrics as m
+from .dates import last_month_ends
+from .metrics import ALL, Conn, Scope
+from .privacy import mask_frame
+
+CONTRACT_FIELDS = {
+    "uncovered": ["household_id", "village_code"],
+    "cap": ["helper_id", "unit_id", "load"],
+    "overdue": ["pairing_id", "helper_id", "household_id", "last_visit", "gap_days", "interval_months"],
+    "unapproved": ["pairing_id", "helper_id", "end_date", "end_reason"],
+}
+
+# Chinese column titles for pages and exports
+TITLES = {
+    "household_id": "户编号", "village_code": "村代码", "head_name": "户主姓名", "id_number": "身份证号",
+    "status": "状态", "village": "村", "township": "乡镇", "county": "县（市、区）", "city": "市",
+    "helper_id": "帮扶责任人编号", "helper_name": "帮扶责任人", "unit_id": "单位编号", "unit_name": "派出单位",
+    "department": "处室", "category": "类别", "phone": "联系电话", "load": "帮扶户数",
+    "pairing_id": "结对编号", "last_visit": "最近入户走访", "gap_days": "间隔天数", "interval_months": "规定间隔（月）",
+    "start_date": "结对开始", "end_date": "结束日期", "end_reason": "结束原因", "approved": "已批准",
+}
+STATUS_ZH = {"not_lifted": "未脱贫", "lifted_with_policy": "已脱贫享受政策", "exited": "已退出"}
+CATEGORY_ZH = {"cadre": "干部职工", "village_committee": "村两委干部", "rich_leader": "致富带头人"}
+END_REASON_ZH = {"illness": "患病", "transfer": "调离", "discipline": "处分", "household_exited": "户退出", "other": "其他"}
+PERSONAL = {"head_name": "name", "helper_name": "name", "id_number": "id", "phone": "phone"}
+
+
+def _finish_list(df: pd.DataFrame, kind: str, detail: bool, unmasked: bool) -> pd.DataFrame:
+    first = CONTRACT_FIELDS[kind][0]
+    df = df.sort_values(first, kind="stable").reset_index(drop=True)
+    if not detail:
+        return df[CONTRACT_FIELDS[kind]]
+    return mask_frame(df, PERSONAL, unmasked)
+
+
+def _place_join(base, village_code_col):
+    """Join the village region and its ancestors for naming; returns (join, {level: name column})."""
+    vr = m.T_REG.alias("pv")
+    tr, cr, ci = m.T_REG.alias("pt"), m.T_REG.alias("pc"), m.T_REG.alias("pci")
+    j = (
+        base.join(vr, vr.c.code == village_code_col)
+        .outerjoin(tr, tr.c.code == vr.c.township_code)
+        .outerjoin(cr, cr.c.code == vr.c.county_code)
+        .outerjoin(ci, ci.c.code == vr.c.city_code)
+    )
+    return j, {"village": vr.c.name, "township": tr.c.name, "county": cr.c.name, "city": ci.c.name}
+
+
+def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False) -> pd.DataFrame:
+    """In-scope households with no active pairing on the date (M1). With a unit scope: those in the
+    villages assigned to the unit on the date."""
+    with Conn(bind) as conn:
+        hh, r = m.T_HH.alias("hh"), m.T_REG.alias("r")
+        p = m.T_PAIR.alias("p")
+        has_pairing = select(p.c.household_id).where(p.c.household_id == hh.c.household_id, m.active_on(p, as_of)).exists()
+        base = hh.join(r, r.c.code == hh.c.village_code)
+        conds = [m.in_scope(hh), ~has_pairing, m._region_filter(conn, r, scope.region)]
+        if scope.unit:
+            au = m._assigned_villages(as_of, scope.unit)
+            conds.append(hh.c.village_code.in_(select(au.c.village_code)))
+        cols = [hh.c.household_id, hh.c.village_code]
+        names = []
+        if detail:
+            base, places = _place_join(base, hh.c.village_code)
+            cols += [hh.c.head_name, hh.c.id_number, hh.c.status, places["village"].label("village"),
+                     places["township"].label("township"), places["county"].label("county"),
+                     places["city"].label("city")]
+            names = ["head_name", "id_number", "status", "village", "township", "county", "city"]
+        rows = conn.execute(select(*cols).select_from(base).where(*conds)).all()
+        df = pd.DataFrame([tuple(x) for x in rows], columns=["household_id", "village_code", *names])
+        if detail:
+            df["status"] = df["status"].map(STATUS_ZH)
+        return _finish_list(df, "uncovered", detail, unmasked)
+
+
+def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
+                  min_load: int = m.CAP + 1) -> pd.DataFrame:
+    """Helpers whose load on the date exceeds the cap (M2). ``min_load=1`` lists every loaded helper."""
+    with Conn(bind) as conn:
+        loads = m._helper_loads(as_of)
+        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        cols = [h.c.helper_id, h.c.unit_id, loads.c.load]
+        names = []
+        if detail:
+            cols += [h.c.name.label("helper_name"), u.c.name.label("unit_name"), h.c.department,
+                     h.c.category, h.c.phone]
+            names = ["helper_name", "unit_name", "department", "category", "phone"]
+        q = (
+            select(*cols)
+            .select_from(
+                loads.join(h, h.c.helper_id == loads.c.helper_id)
+                .join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+            )
+            .where(loads.c.load >= min_load, *m._helper_scope(conn, h, u, ur, scope))
+        )
+        df = pd.DataFrame([tuple(x) for x in conn.execute(q).all()], columns=["helper_id", "unit_id", "load", *names])
+        df["load"] = df["load"].astype("int64")
+        if detail:
+            df["category"] = df["category"].map(CATEGORY_ZH)
+        return _finish_list(df, "cap", detail, unmasked)
+
+
+def overdue(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
+            include_all: bool = False) -> pd.DataFrame:
+    """Active in-scope pairings overdue for an in-home visit on the date (M3).
+    ``include_all=True`` returns every active pairing with its gap (for the gap distribution)."""
+    with Conn(bind) as conn:
+        ap, last, ref, cutoff = m._pairing_status(conn, as_of, scope)
+        base = ap.outerjoin(last, last.c.pairing_id == ap.c.pairing_id)
+        cols = [ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, last.c.last_visit,
+                ref.label("ref_date"), ap.c.interval_months, (ref < cutoff).label("is_overdue")]
+        names = []
+        if detail:
+            h, u, hh = m.T_HELP.alias("dh"), m.T_UNIT.alias("du"), m.T_HH.alias("dhh")
+            base = base.join(h, h.c.helper_id == ap.c.helper_id).join(u, u.c.unit_id == h.c.unit_id).join(
+                hh, hh.c.household_id == ap.c.household_id)
+            base, places = _place_join(base, ap.c.village_code)
+            cols += [h.c.name.label("helper_name"), u.c.name.label("unit_name"), h.c.unit_id, hh.c.head_name,
+                     places["village"].label("village"), places["county"].label("county"), ap.c.start_date]
+            names = ["helper_name", "unit_name", "unit_id", "head_name", "village", "county", "start_date"]
+        q = select(*cols).select_from(base)
+        if not include_all:
+            q = q.where(ref < cutoff)
+        rows = conn.execute(q).all()
+        df = pd.DataFrame(
+            [tuple(x) for x in rows],
+            columns=["pairing_id", "helper_id", "household_id", "last_visit", "ref_date", "interval_months",
+                     "is_overdue", *names],
+        )
+        df["ref_date"] = pd.to_datetime(df["ref_date"]).dt.date if len(df) else df["ref_date"]
+        df["gap_days"] = [(as_of - d).days for d in df["ref_date"]] if len(df) else pd.Series(dtype="int64")
+        df["gap_days"] = df["gap_days"].astype("int64")
+        df["interval_months"] = df["interval_months"].astype("int64")
+        df["is_overdue"] = df["is_overdue"].astype(bool)
+        df["last_visit"] = [None if pd.isna(x) else (x if isinstance(x, dt.date) else pd.Timestamp(x).date())
+                            for x in df["last_visit"]]
+        df = df.drop(columns=["ref_date"])
+        if not include_all:
+            df = df.drop(columns=["is_overdue"])
+        return _finish_list(df, "overdue", detail or include_all, unmasked)
+
+
+def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False) -> pd.DataFrame:
+    """Replacements ended on or before the date without county approval (M5)."""
+    with Conn(bind) as conn:
+        p, hh = m.T_PAIR.alias("p"), m.T_HH.alias("hh")
+        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        cols = [p.c.pairing_id, p.c.helper_id, p.c.end_date, p.c.end_reason]
+        names = []
+        if detail:
+            cols += [p.c.household_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
+                     hh.c.head_name, p.c.start_date]
+            names = ["household_id", "helper_name", "unit_id", "unit_name", "head_name", "start_date"]
+        q = (
+            select(*cols)
+            .select_from(
+                p.join(hh, hh.c.household_id == p.c.household_id)
+                .join(h, h.c.helper_id == p.c.helper_id)
+                .join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+            )
+            .where(m._replacement_cond(p, as_of), m._unapproved_cond(p), m.in_scope(hh),
+                   *m._helper_scope(conn, h, u, ur, scope))
+        )
+        df = pd.DataFrame([tuple(x) for x in conn.execute(q).all()],
+                          columns=["pairing_id", "helper_id", "end_date", "end_reason", *names])
+        if detail:
+            df["end_reason"] = df["end_reason"].map(END_REASON_ZH)
+        return _finish_list(df, "unapproved", detail, unmasked)
+
+
+PROBLEMS = {"uncovered": uncovered, "cap": cap_violators, "overdue": overdue, "unapproved": unapproved}
+
+
+def trend(bind, as_of: dt.date, scope: Scope = ALL, months: int = 12) -> pd.DataFrame:
+    """Coverage rate and cadence compliance at each of the last `months` month-ends (the as-of
+    date standing for its own month)."""
+    out = []
+    with Conn(bind) as conn:
+        for d in last_month_ends(as_of, months):
+            cov = m.total_row(m.coverage(conn, d, "province", scope), "coverage")
+            cad = m.total_row(m.cadence(conn, d, "province", scope), "cadence")
+            out.append(
+                {
+                    "date": d,
+                    "households": cov["households"],
+                    "covered": cov["covered"],
+                    "coverage_rate": cov["covered"] / cov["households"] if cov["households"] else None,
+                    "active_pairings": cad["active_pairings"],
+                    "overdue": cad["overdue"],
+                    "compliance": 1 - cad["overdue"] / cad["active_pairings"] if cad["active_pairings"] else None,
+                }
+            )
+    return pd.DataFrame(out)

@@ -1,0 +1,155 @@
+"""Database schema (SQLAlchemy Core). The same tables on SQLite and PostgreSQL.
+
+Alembic migrations under ``data_access/migrations`` create exactly these tables; a test checks that
+the migrated database and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Administrative regions: province → city → county → township → village.
+# The *_code columns hold the ancestor-or-self at each level (NULL where the chain has no such level);
+# they are recomputed by ``regions.refresh_ancestors`` after every import so that grouping and scoping
+# are single-column lookups.
+regions = Table(
+    "regions",
+    metadata,
+    Column("code", String(20), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("parent_code", String(20)),
+    Column("province_code", String(20)),
+    Column("city_code", String(20)),
+    Column("county_code", String(20)),
+    Column("township_code", String(20)),
+    Column("village_code", String(20)),
+    Index("ix_regions_city", "city_code"),
+    Index("ix_regions_county", "county_code"),
+    Index("ix_regions_township", "township_code"),
+)
+
+units = Table(
+    "units",
+    metadata,
+    Column("unit_id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("region_code", String(20), nullable=False),
+    Index("ix_units_region", "region_code"),
+)
+
+helpers = Table(
+    "helpers",
+    metadata,
+    Column("helper_id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("unit_id", String(40), nullable=False),
+    Column("department", String(100)),
+    Column("category", String(20), nullable=False),
+    Column("position", String(100)),
+    Column("phone", String(40)),
+    Index("ix_helpers_unit_dept", "unit_id", "department"),
+)
+
+households = Table(
+    "households",
+    metadata,
+    Column("household_id", String(40), primary_key=True),
+    Column("head_name", String(100), nullable=False),
+    Column("village_code", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("id_number", String(30)),
+    Column("size", Integer),
+    Index("ix_households_village", "village_code"),
+)
+
+pairings = Table(
+    "pairings",
+    metadata,
+    Column("pairing_id", String(40), primary_key=True),
+    Column("helper_id", String(40), nullable=False),
+    Column("household_id", String(40), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("end_reason", String(20)),
+    Column("approved", Boolean),
+    Index("ix_pairings_household", "household_id"),
+    Index("ix_pairings_helper", "helper_id"),
+)
+
+visits = Table(
+    "visits",
+    metadata,
+    Column("visit_id", String(40), primary_key=True),
+    Column("helper_id", String(40), nullable=False),
+    Column("household_id", String(40), nullable=False),
+    Column("visit_date", Date, nullable=False),
+    Column("mode", String(10), nullable=False),
+    Column("photo_uploaded", Boolean),
+    Column("note", Text),
+    # the cadence query aggregates in-home visits by household and visitor, up to a date
+    Index("ix_visits_household_helper_date", "household_id", "helper_id", "visit_date"),
+    Index("ix_visits_helper", "helper_id"),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("helper_id", String(40), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("grade", String(20), nullable=False),
+    Index("ix_ratings_year", "year"),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("unit_id", String(40), primary_key=True),
+    Column("village_code", String(20), primary_key=True),
+    Column("start_date", Date, primary_key=True),
+    Column("end_date", Date),
+    Index("ix_assignments_village", "village_code"),
+)
+
+# Small key/value facts about the database itself (e.g. that it holds generated demo data).
+meta = Table(
+    "bangfu_meta",
+    metadata,
+    Column("key", String(50), primary_key=True),
+    Column("value", Text),
+)
+
+LEDGER_TABLES = {
+    "regions": regions,
+    "units": units,
+    "helpers": helpers,
+    "households": households,
+    "pairings": pairings,
+    "visits": visits,
+    "ratings": ratings,
+    "assignments": assignments,
+}
+
+LEVELS = ("province", "city", "county", "township", "village")
+LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
+UNIT_LEVELS = ("province", "city", "county", "township")
+HOUSEHOLD_STATUSES = ("not_lifted", "lifted_with_policy", "exited")
+IN_SCOPE_STATUSES = ("not_lifted", "lifted_with_policy")
+HELPER_CATEGORIES = ("cadre", "village_committee", "rich_leader")
+END_REASONS = ("illness", "transfer", "discipline", "household_exited", "other")
+REPLACEMENT_REASONS = ("illness", "transfer", "discipline")
+VISIT_MODES = ("in_home", "phone", "sms", "wechat")
+GRADES = ("excellent", "qualified", "unqualified")
