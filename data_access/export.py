@@ -35,6 +35,7 @@ def to_csv_bytes(df: pd.DataFrame, titles: dict[str, str] | None = None, bom: bo
 
 def to_xlsx_bytes(df: pd.DataFrame, titles: dict[str, str] | None = None, sheet: str = "清单") -> bytes:
     from openpyxl import Workbook
+    from openpyxl.styles import Font
 
     frame = safe_frame(df, titles)
     wb = Workbook()
@@ -54,7 +55,7 @@ def to_xlsx_bytes(df: pd.DataFrame, titles: dict[str, str] | None = None, sheet:
                 cells.append(v)
         ws.append(cells)
     for cell in ws[1]:
-        cell.font = cell.font.copy(bold=True)
+        cell.font = Font(bold=True)
     # text cells stay text: no formula interpretation of values that start like one
     for row in ws.iter_rows(min_row=2):
         for cell in row:

@@ -423,7 +423,19 @@ class Parsed:
     rows: list[tuple[int, dict[str, Any]]]
 
 
+class _Invalid:
+    """Stands for a value that failed validation; such a row is reported, never written."""
+
+    def __repr__(self):
+        return "<invalid>"
+
+
+INVALID = _Invalid()
+
+
 def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str]) -> Parsed | None:
+    """Convert every row; a bad value becomes INVALID (and an error) so that the row's other
+    columns are still checked, references included."""
     positions = _map_header(sheet, errors, warnings)
     if positions is None:
         return None
@@ -431,27 +443,26 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str]) -> Parsed 
     out = []
     for line, cells in sheet.rows:
         rec: dict[str, Any] = {}
-        bad = False
         for col in spec:
             pos = positions.get(col.name)
             raw = cells[pos] if pos is not None and pos < len(cells) else None
             if _cell_text(raw) is None and not isinstance(raw, (dt.date, bool)):
                 if col.required:
                     errors.append(f"{sheet.label}:{line}: {col.name}: 缺少必填值")
-                    bad = True
-                rec[col.name] = None
+                    rec[col.name] = INVALID
+                else:
+                    rec[col.name] = None
                 continue
             try:
                 rec[col.name] = convert(col, raw)
             except RowError as exc:
                 errors.append(f"{sheet.label}:{line}: {col.name}: {exc}")
-                bad = True
-        if not bad:
-            if "end_date" in rec and rec.get("end_date") and rec.get("start_date") and rec["end_date"] < rec["start_date"]:
-                errors.append(f"{sheet.label}:{line}: end_date: 结束日期 {rec['end_date']} 早于开始日期 {rec['start_date']}")
-                bad = True
-        out.append((line, rec if not bad else None))
-    return Parsed(sheet.table, sheet.label, [(ln, r) for ln, r in out if r is not None])
+                rec[col.name] = INVALID
+        start, end = rec.get("start_date"), rec.get("end_date")
+        if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
+            errors.append(f"{sheet.label}:{line}: end_date: 结束日期 {end} 早于开始日期 {start}")
+        out.append((line, rec))
+    return Parsed(sheet.table, sheet.label, out)
 
 
 def _existing_ids(conn: Connection, column) -> set:
@@ -478,6 +489,8 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
         first: dict[tuple, int] = {}
         for line, rec in p.rows:
             k = tuple(rec[c] for c in key)
+            if any(x is INVALID for x in k):
+                continue
             if k in first:
                 errors.append(
                     f"{p.label}:{line}: {key[0] if len(key) == 1 else '+'.join(key)}: "
@@ -490,24 +503,25 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
     region_level = {r.code: r.level for r in conn.execute(select(schema.regions.c.code, schema.regions.c.level))}
     if "regions" in parsed:
         for _, rec in parsed["regions"].rows:
-            region_level[rec["code"]] = rec["level"]
+            if rec["code"] is not INVALID and rec["level"] is not INVALID:
+                region_level[rec["code"]] = rec["level"]
     unit_ids = _existing_ids(conn, schema.units.c.unit_id) if _needs(parsed, "units") else set()
     helper_ids = _existing_ids(conn, schema.helpers.c.helper_id) if _needs(parsed, "helpers") else set()
     household_ids = _existing_ids(conn, schema.households.c.household_id) if _needs(parsed, "households") else set()
     for t, ids, col in (("units", unit_ids, "unit_id"), ("helpers", helper_ids, "helper_id"),
                         ("households", household_ids, "household_id")):
         if t in parsed:
-            ids.update(rec[col] for _, rec in parsed[t].rows)
+            ids.update(rec[col] for _, rec in parsed[t].rows if rec[col] is not INVALID)
 
     def ref(p: Parsed, line: int, col: str, value, ids, what: str):
-        if value is not None and value not in ids:
+        if value is not None and value is not INVALID and value not in ids:
             errors.append(f"{p.label}:{line}: {col}: 引用了不存在的{what} '{value}'")
 
     if "regions" in parsed:
         p = parsed["regions"]
         for line, rec in p.rows:
             parent = rec["parent_code"]
-            if parent is None:
+            if parent is None or INVALID in (parent, rec["level"], rec["code"]):
                 continue
             if parent == rec["code"]:
                 errors.append(f"{p.label}:{line}: parent_code: 上级代码不能是自身")
@@ -531,7 +545,9 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
             p = parsed[t]
             for line, rec in p.rows:
                 code = rec["village_code"]
-                if code not in region_level:
+                if code is INVALID:
+                    pass
+                elif code not in region_level:
                     errors.append(f"{p.label}:{line}: village_code: 引用了不存在的区划 '{code}'")
                 elif region_level[code] != "village":
                     errors.append(f"{p.label}:{line}: village_code: 区划 '{code}' 不是村级（而是 {region_level[code]}）")
