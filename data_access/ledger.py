@@ -618,7 +618,58 @@ class Progress:
             self.stream.flush()
 
 
+def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, progress_stream=None) -> None:
+    """PostgreSQL: COPY into a temporary staging table, then one UPDATE of the changed rows and one
+    INSERT of the new ones (set-based; ~10x faster than row-by-row upserts)."""
+    from sqlalchemy import text
+
+    name = schema.LEDGER_TABLES[p.table].name
+    key = KEYS[p.table]
+    cols = [c.name for c in SPECS[p.table]]
+    other = [c for c in cols if c not in key]
+    stage = f"stage_{name}"
+    q = lambda c: '"' + c + '"'  # noqa: E731 - column names are our own constants
+    conn.execute(text(f"CREATE TEMP TABLE {stage} (LIKE {name}) ON COMMIT DROP"))
+    bar = Progress(p.table, len(p.rows), progress_stream)
+    cur = conn.connection.driver_connection.cursor()
+    with cur.copy(f"COPY {stage} ({', '.join(map(q, cols))}) FROM STDIN") as copy:
+        for i, (_, rec) in enumerate(p.rows, start=1):
+            copy.write_row(tuple(rec[c] for c in cols))
+            if i % 50000 == 0:
+                bar.advance(50000)
+    bar.advance(len(p.rows) % 50000)
+    bar.close()
+    join = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
+    if other:
+        differs = f"({', '.join('t.' + q(c) for c in other)}) IS DISTINCT FROM ({', '.join('s.' + q(c) for c in other)})"
+    else:
+        differs = "FALSE"
+    inserted, updated = conn.execute(
+        text(
+            f"SELECT count(*) FILTER (WHERE t.{q(key[0])} IS NULL), "
+            f"count(*) FILTER (WHERE t.{q(key[0])} IS NOT NULL AND {differs}) "
+            f"FROM {stage} s LEFT JOIN {name} t ON {join}"
+        )
+    ).one()
+    if updated:
+        conn.execute(
+            text(f"UPDATE {name} t SET {', '.join(f'{q(c)} = s.{q(c)}' for c in other)} "
+                 f"FROM {stage} s WHERE {join} AND {differs}")
+        )
+    if inserted:
+        conn.execute(
+            text(f"INSERT INTO {name} ({', '.join(map(q, cols))}) SELECT {', '.join('s.' + q(c) for c in cols)} "
+                 f"FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {join})")
+        )
+    conn.execute(text(f"DROP TABLE {stage}"))
+    result.inserted[p.table] = int(inserted)
+    result.updated[p.table] = int(updated)
+    result.unchanged[p.table] = len(p.rows) - int(inserted) - int(updated)
+
+
 def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stream=None) -> None:
+    if conn.dialect.name == "postgresql":
+        return _write_table_postgresql(conn, p, result, progress_stream)
     table = schema.LEDGER_TABLES[p.table]
     key = KEYS[p.table]
     cols = [c.name for c in SPECS[p.table]]
