@@ -244,10 +244,15 @@ def cmd_demo(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .db import PROJECT_ROOT
+    from .db import PROJECT_ROOT, ensure_demo, is_embedded_default, make_engine
 
     if args.db:
         os.environ["DATABASE_URL"] = args.db
+    if is_embedded_default(args.db):
+        engine = make_engine(args.db)
+        if ensure_demo(engine, progress_stream=sys.stderr):
+            print("首次启动：已在内置数据库中生成演示数据", file=sys.stderr)
+        engine.dispose()
     os.execvp(sys.executable, [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
                                "--server.port", str(args.port)])
     return EXIT_OK  # pragma: no cover
