@@ -366,24 +366,38 @@ def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.Data
 
 
 def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
-    """One row per active in-scope pairing on as_of with its last in-home visit by its visitors,
-    its reference date and whether it is overdue. Shared by the counts and the overdue list."""
+    """One row per active in-scope pairing on as_of with its last in-home visit by its visitors
+    (``last_visit``), plus the reference-date and cut-off expressions over that row.
+    Shared by the counts and the overdue list.
+
+    last(p) is looked up per pairing through the index on visits (household, helper, mode, date):
+    the helper's own visits, or, for a department-based pairing, those of every helper of the same
+    unit and department."""
     p = T_PAIR.alias("p")
     hh = T_HH.alias("hh")
     hr = T_REG.alias("hr")
     h = T_HELP.alias("h")
     u = T_UNIT.alias("u")
     dept = department_based(h, u)
-    ap = (
+    v, vh = T_VIS.alias("v"), T_HELP.alias("vh")
+    in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= as_of)
+    own_last = select(func.max(v.c.visit_date)).where(in_home_by, v.c.helper_id == p.c.helper_id).scalar_subquery()
+    dept_last = (
+        select(func.max(v.c.visit_date))
+        .select_from(v.join(vh, vh.c.helper_id == v.c.helper_id))
+        .where(in_home_by, vh.c.unit_id == h.c.unit_id, vh.c.department == h.c.department)
+        .scalar_subquery()
+    )
+    ps = (
         select(
             p.c.pairing_id,
             p.c.helper_id,
             p.c.household_id,
             p.c.start_date,
             h.c.unit_id,
-            visitor_key(h, u).label("vkey"),
             case((dept, DEPARTMENT_INTERVAL_MONTHS), else_=INTERVAL_MONTHS).label("interval_months"),
             hr.c.code.label("village_code"),
+            case((dept, dept_last), else_=own_last).label("last_visit"),
         )
         .select_from(
             p.join(hh, hh.c.household_id == p.c.household_id)
@@ -394,39 +408,27 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
         .where(active_on(p, as_of), in_scope(hh), _region_filter(conn, hr, scope.region))
     )
     if scope.unit:
-        ap = ap.where(h.c.unit_id == scope.unit)
-    ap = ap.subquery("ap")
-
-    # the latest in-home visit up to the date by one of the pairing's visitors
-    v, vh, vu = T_VIS.alias("v"), T_HELP.alias("vh"), T_UNIT.alias("vu")
-    last = (
-        select(ap.c.pairing_id, func.max(v.c.visit_date).label("last_visit"))
-        .select_from(
-            ap.join(v, v.c.household_id == ap.c.household_id)
-            .join(vh, vh.c.helper_id == v.c.helper_id)
-            .join(vu, vu.c.unit_id == vh.c.unit_id)
-        )
-        .where(v.c.mode == "in_home", v.c.visit_date <= as_of, visitor_key(vh, vu) == ap.c.vkey)
-        .group_by(ap.c.pairing_id)
-        .subquery("last")
-    )
+        ps = ps.where(h.c.unit_id == scope.unit)
+    # materialised so that last_visit is looked up once per pairing, not once per reference to it
+    ps = ps.cte("ps").prefix_with("MATERIALIZED")
+    # ref(p): the later of last(p) and the pairing's start (the clock starts at pairing)
     ref = case(
-        (or_(last.c.last_visit.is_(None), last.c.last_visit < ap.c.start_date), ap.c.start_date),
-        else_=last.c.last_visit,
+        (or_(ps.c.last_visit.is_(None), ps.c.last_visit < ps.c.start_date), ps.c.start_date),
+        else_=ps.c.last_visit,
     )
     cutoff = case(
-        (ap.c.interval_months == DEPARTMENT_INTERVAL_MONTHS, literal(months_before(as_of, DEPARTMENT_INTERVAL_MONTHS))),
+        (ps.c.interval_months == DEPARTMENT_INTERVAL_MONTHS, literal(months_before(as_of, DEPARTMENT_INTERVAL_MONTHS))),
         else_=literal(months_before(as_of, INTERVAL_MONTHS)),
     )
-    return ap, last, ref, cutoff
+    return ps, ref, cutoff
 
 
 def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
     """M3: active in-scope pairings and the overdue ones, by household region or helper unit."""
     _check_by(by)
     with Conn(bind) as conn:
-        ap, last, ref, cutoff = _pairing_status(conn, as_of, scope)
-        base = ap.outerjoin(last, last.c.pairing_id == ap.c.pairing_id)
+        ap, ref, cutoff = _pairing_status(conn, as_of, scope)
+        base = ap
         if by == "unit":
             key = ap.c.unit_id
         else:

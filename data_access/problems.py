@@ -120,9 +120,9 @@ def overdue(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unma
     """Active in-scope pairings overdue for an in-home visit on the date (M3).
     ``include_all=True`` returns every active pairing with its gap (for the gap distribution)."""
     with Conn(bind) as conn:
-        ap, last, ref, cutoff = m._pairing_status(conn, as_of, scope)
-        base = ap.outerjoin(last, last.c.pairing_id == ap.c.pairing_id)
-        cols = [ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, last.c.last_visit,
+        ap, ref, cutoff = m._pairing_status(conn, as_of, scope)
+        base = ap
+        cols = [ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.last_visit,
                 ref.label("ref_date"), ap.c.interval_months, (ref < cutoff).label("is_overdue")]
         names = []
         if detail:

@@ -100,8 +100,8 @@ visits = Table(
     Column("mode", String(10), nullable=False),
     Column("photo_uploaded", Boolean),
     Column("note", Text),
-    # the cadence query aggregates in-home visits by household and visitor, up to a date
-    Index("ix_visits_household_helper_date", "household_id", "helper_id", "visit_date"),
+    # the cadence query looks up the last in-home visit per (household, helper) up to a date
+    Index("ix_visits_household_helper_mode_date", "household_id", "helper_id", "mode", "visit_date"),
     Index("ix_visits_helper", "helper_id"),
 )
 

@@ -16,7 +16,7 @@ def test_migrated_schema_matches_metadata(engine):
     assert diff == []
     assert schema_ready(engine)
     indexes = {i["name"] for i in inspect(engine).get_indexes("visits")}
-    assert "ix_visits_household_helper_date" in indexes
+    assert "ix_visits_household_helper_mode_date" in indexes
 
 
 def test_upgrade_is_repeatable(engine):
