@@ -1,0 +1,53 @@
+"""帮扶责任人监测看板 — the Streamlit entry point: `streamlit run app.py`.
+
+Checks the database once per run (creating demo data on the embedded default database the first
+time), shows the demo banner, and runs the page chosen in the navigation. Database errors anywhere
+become one plain sentence (ui.widgets.guard), never a traceback.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import boot, data
+from ui.startup import ensure_database
+from ui.widgets import guard
+
+st.set_page_config(page_title="帮扶责任人监测看板", page_icon=":material/monitoring:", layout="wide",
+                   initial_sidebar_state="expanded")
+
+PAGES = {
+    # the default page is served at the root URL ("home" only reserves a name; /overview is an alias below)
+    "overview": st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", url_path="home", default=True),
+    "coverage": st.Page("pages/coverage.py", title="结对覆盖", icon=":material/handshake:", url_path="coverage"),
+    "cap": st.Page("pages/cap.py", title="帮扶上限", icon=":material/balance:", url_path="cap"),
+    "cadence": st.Page("pages/cadence.py", title="走访频次", icon=":material/home_work:", url_path="cadence"),
+    "ratings": st.Page("pages/ratings.py", title="年度考核", icon=":material/fact_check:", url_path="ratings"),
+    "units": st.Page("pages/units.py", title="单位/责任人", icon=":material/apartment:", url_path="units"),
+    "meeting": st.Page("pages/meeting.py", title="会议大屏", icon=":material/tv:", url_path="meeting"),
+}
+
+
+def _overview_alias() -> None:
+    """/overview (a bookmark, or a first request after a server start) shows the overview at the root URL."""
+    st.switch_page(PAGES["overview"], query_params=st.query_params.to_dict())
+
+
+ALIAS = st.Page(_overview_alias, title="总览", url_path="overview", visibility="hidden")
+
+page = st.navigation([*PAGES.values(), ALIAS])
+if page.url_path == "overview":
+    page.run()
+url = data.db_url()
+boot.app_started()
+try:
+    with guard():
+        ensure_database(url)
+        if page.url_path != "meeting":
+            st.sidebar.markdown("### 帮扶责任人监测看板")
+            if data.is_demo(url):
+                st.warning("**演示数据**：当前显示的是程序生成的模拟数据，不代表河北省的真实情况，不得用于工作部署。",
+                           icon=":material/science:")
+        page.run()
+finally:
+    boot.app_finished()

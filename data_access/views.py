@@ -1,0 +1,391 @@
+"""Lists for the dashboard pages that the metric engine does not already provide: the region tree
+for the filter bar and drill-down, one sending unit's helpers, one helper's households and visits,
+missing ratings and helpers rated excellent despite problems.
+
+Every rule comes from ``metrics`` / ``problems`` (RULES.md has one implementation); this module only
+joins their results with names. Personal data is masked with ``privacy.mask_frame`` unless the caller
+passes ``unmasked=True`` (pages never do). No streamlit here: the package is shared with the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import metrics as m
+from . import problems as pb
+from . import schema
+from .db import BangfuError, safe_url, short_error
+from .metrics import ALL, Conn, Scope
+from .privacy import mask_frame
+from .schema import LEVEL_RANK, LEVELS
+
+LEVEL_ZH = {"province": "省", "city": "市", "county": "县（市、区）", "township": "乡镇", "village": "村"}
+UNIT_LEVEL_ZH = {"province": "省直", "city": "市直", "county": "县直", "township": "乡镇"}
+GRADE_ZH = {"excellent": "优秀", "qualified": "合格", "unqualified": "不合格"}
+MODE_ZH = {"in_home": "入户走访", "phone": "电话", "sms": "短信", "wechat": "微信"}
+
+# Chinese column titles for the lists built here (on top of problems.TITLES)
+TITLES = {
+    **pb.TITLES,
+    "level": "级别", "region_code": "所属区划代码", "region_name": "所属区划", "helpers": "帮扶责任人数",
+    "last_home_visit": "本人最近入户走访", "overdue": "逾期结对数", "active_pairings": "在帮结对数",
+    "grade": "考核等次", "active": "在帮", "visit_date": "走访日期", "mode": "走访方式", "photo_uploaded": "上传照片",
+    "visit_id": "走访编号", "is_overdue": "逾期", "problems": "问题", "checked_on": "核查日期", "year": "年度",
+    "position": "职务",
+}
+PERSONAL = {"helper_name": "name", "head_name": "name", "phone": "phone", "id_number": "id"}
+
+
+# --------------------------------------------------------------------------------------------
+# Database state (for the app's start-up check)
+# --------------------------------------------------------------------------------------------
+
+
+def database_status(engine: Engine) -> str:
+    """'no_schema' (tables missing), 'blank' (no ledger rows at all), 'empty' (some ledger rows but no
+    households) or 'ok'. Raises BangfuError with one plain sentence when the database cannot be reached."""
+    try:
+        names = set(inspect(engine).get_table_names())
+        if not all(t.name in names for t in schema.metadata.sorted_tables):
+            return "no_schema"
+        with engine.connect() as conn:
+            if conn.execute(select(schema.households.c.household_id).limit(1)).first():
+                return "ok"
+            for t in schema.LEDGER_TABLES.values():
+                if conn.execute(select(func.count()).select_from(t)).scalar():
+                    return "empty"
+        return "blank"
+    except SQLAlchemyError as exc:
+        raise BangfuError(f"无法连接数据库 {safe_url(str(engine.url))}：{short_error(exc)}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Regions and units: filter bar and drill-down
+# --------------------------------------------------------------------------------------------
+
+
+def child_level(level: str | None) -> str | None:
+    """The drill level below a region level (None below villages); None/'' means the province."""
+    if not level:
+        return "city"
+    rank = LEVEL_RANK.get(level)
+    if rank is None or rank + 1 >= len(LEVELS):
+        return None
+    return LEVELS[rank + 1]
+
+
+def region_info(bind, code: str | None) -> dict | None:
+    """code, name, level, parent_code and the ancestor-or-self code at every level; None if unknown."""
+    if not code:
+        return None
+    r = schema.regions
+    with Conn(bind) as conn:
+        row = conn.execute(select(r).where(r.c.code == str(code).strip())).mappings().first()
+    return dict(row) if row else None
+
+
+def region_path(bind, code: str | None) -> list[dict]:
+    """The region and its ancestors, province first: [{code, name, level}, ...]."""
+    info = region_info(bind, code)
+    if not info:
+        return []
+    codes = [info[f"{lvl}_code"] for lvl in LEVELS if info.get(f"{lvl}_code")]
+    r = schema.regions
+    with Conn(bind) as conn:
+        rows = {x.code: x for x in conn.execute(select(r.c.code, r.c.name, r.c.level).where(r.c.code.in_(codes)))}
+    return [{"code": c, "name": rows[c].name, "level": rows[c].level} for c in codes if c in rows]
+
+
+def list_regions(bind, parent_code: str | None = None, level: str | None = None) -> pd.DataFrame:
+    """Regions (code, name, level) with the given parent and/or level, sorted by code."""
+    r = schema.regions
+    q = select(r.c.code, r.c.name, r.c.level)
+    if parent_code:
+        q = q.where(r.c.parent_code == parent_code)
+    if level:
+        q = q.where(r.c.level == level)
+    with Conn(bind) as conn:
+        rows = conn.execute(q.order_by(r.c.code)).all()
+    return pd.DataFrame([tuple(x) for x in rows], columns=["code", "name", "level"])
+
+
+def list_units(bind, region: str | None = None) -> pd.DataFrame:
+    """Sending units (unit_id, name, level, region_code, region_name) whose region lies under
+    `region` (all units without one), sorted by unit_id."""
+    u, ur = schema.units.alias("u"), schema.regions.alias("ur")
+    with Conn(bind) as conn:
+        q = (
+            select(u.c.unit_id, u.c.name, u.c.level, u.c.region_code, ur.c.name.label("region_name"))
+            .select_from(u.join(ur, ur.c.code == u.c.region_code))
+            .where(m._region_filter(conn, ur, region))
+            .order_by(u.c.unit_id)
+        )
+        rows = conn.execute(q).all()
+    return pd.DataFrame([tuple(x) for x in rows], columns=["unit_id", "name", "level", "region_code", "region_name"])
+
+
+def unit_info(bind, unit_id: str | None) -> dict | None:
+    if not unit_id:
+        return None
+    u, ur = schema.units.alias("u"), schema.regions.alias("ur")
+    q = (
+        select(u.c.unit_id, u.c.name, u.c.level, u.c.region_code, ur.c.name.label("region_name"))
+        .select_from(u.outerjoin(ur, ur.c.code == u.c.region_code))
+        .where(u.c.unit_id == str(unit_id).strip())
+    )
+    with Conn(bind) as conn:
+        row = conn.execute(q).mappings().first()
+    return dict(row) if row else None
+
+
+def helper_info(bind, helper_id: str | None, unmasked: bool = False) -> dict | None:
+    """One helper with unit name; name and phone masked."""
+    if not helper_id:
+        return None
+    h, u = schema.helpers.alias("h"), schema.units.alias("u")
+    q = (
+        select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
+               h.c.department, h.c.category, h.c.position, h.c.phone)
+        .select_from(h.outerjoin(u, u.c.unit_id == h.c.unit_id))
+        .where(h.c.helper_id == str(helper_id).strip())
+    )
+    with Conn(bind) as conn:
+        row = conn.execute(q).mappings().first()
+    if not row:
+        return None
+    df = mask_frame(pd.DataFrame([dict(row)]), PERSONAL, unmasked)
+    out = df.iloc[0].to_dict()
+    out["category"] = pb.CATEGORY_ZH.get(out["category"], out["category"])
+    return out
+
+
+def rating_years(bind) -> list[int]:
+    """Years that have at least one rating, newest first."""
+    with Conn(bind) as conn:
+        rows = conn.execute(select(schema.ratings.c.year).distinct()).scalars().all()
+    return sorted((int(y) for y in rows), reverse=True)
+
+
+# --------------------------------------------------------------------------------------------
+# One sending unit, one helper
+# --------------------------------------------------------------------------------------------
+
+
+def _last_own_home_visit(as_of: dt.date):
+    """Per helper: the latest in-home visit the helper made up to the date."""
+    v = schema.visits.alias("ov")
+    return (
+        select(v.c.helper_id, func.max(v.c.visit_date).label("last_home_visit"))
+        .where(v.c.mode == "in_home", v.c.visit_date <= as_of)
+        .group_by(v.c.helper_id)
+        .subquery("own_last")
+    )
+
+
+def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool = False) -> pd.DataFrame:
+    """The helpers of the scope (normally one sending unit): load on the date (M2), their own latest
+    in-home visit, active and overdue pairings (M3) and the rating for `year`."""
+    with Conn(bind) as conn:
+        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        loads = m._helper_loads(as_of)
+        last = _last_own_home_visit(as_of)
+        rt = m.T_RATE.alias("rt")
+        q = (
+            select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
+                   h.c.department, h.c.category, h.c.phone, func.coalesce(loads.c.load, 0).label("load"),
+                   last.c.last_home_visit, rt.c.grade)
+            .select_from(
+                h.join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+                .outerjoin(loads, loads.c.helper_id == h.c.helper_id)
+                .outerjoin(last, last.c.helper_id == h.c.helper_id)
+                .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year))
+            )
+            .where(*m._helper_scope(conn, h, u, ur, scope))
+        )
+        rows = conn.execute(q).all()
+        df = pd.DataFrame([tuple(x) for x in rows], columns=[
+            "helper_id", "helper_name", "unit_id", "unit_name", "department", "category", "phone", "load",
+            "last_home_visit", "grade"])
+        status = pb.overdue(conn, as_of, Scope(unit=scope.unit) if scope.unit else scope, include_all=True)
+    counts = status.groupby("helper_id").agg(active_pairings=("pairing_id", "count"),
+                                             overdue=("is_overdue", "sum")) if len(status) else None
+    if counts is not None:
+        df = df.merge(counts, how="left", left_on="helper_id", right_index=True)
+    else:
+        df["active_pairings"] = 0
+        df["overdue"] = 0
+    df["active_pairings"] = df["active_pairings"].fillna(0).astype("int64")
+    df["overdue"] = df["overdue"].fillna(0).astype("int64")
+    df["load"] = df["load"].astype("int64")
+    df["category"] = df["category"].map(pb.CATEGORY_ZH)
+    df["grade"] = df["grade"].map(GRADE_ZH)
+    df["last_home_visit"] = [_as_date(x) for x in df["last_home_visit"]]
+    df = df.sort_values(["load", "helper_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return mask_frame(df, PERSONAL, unmasked)
+
+
+def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False) -> pd.DataFrame:
+    """Every pairing of one helper that started on or before the date: household, place, period,
+    whether active on the date and, for active in-scope ones, the last visit, gap and overdue flag (M3)."""
+    with Conn(bind) as conn:
+        p, hh = m.T_PAIR.alias("p"), m.T_HH.alias("hh")
+        base, places = pb._place_join(p.join(hh, hh.c.household_id == p.c.household_id), hh.c.village_code)
+        q = (
+            select(p.c.pairing_id, p.c.household_id, hh.c.head_name, hh.c.status,
+                   places["village"].label("village"), places["township"].label("township"),
+                   places["county"].label("county"), p.c.start_date, p.c.end_date, p.c.end_reason, p.c.approved,
+                   m.active_on(p, as_of).label("active"))
+            .select_from(base)
+            .where(p.c.helper_id == helper_id, p.c.start_date <= as_of)
+        )
+        rows = conn.execute(q).all()
+        df = pd.DataFrame([tuple(x) for x in rows], columns=[
+            "pairing_id", "household_id", "head_name", "status", "village", "township", "county", "start_date",
+            "end_date", "end_reason", "approved", "active"])
+        unit = conn.execute(select(m.T_HELP.c.unit_id).where(m.T_HELP.c.helper_id == helper_id)).scalar()
+        status = pb.overdue(conn, as_of, Scope(unit=unit), include_all=True) if unit else None
+    if status is not None and len(status):
+        status = status[status["helper_id"] == helper_id][["pairing_id", "last_visit", "gap_days", "interval_months",
+                                                            "is_overdue"]]
+        df = df.merge(status, how="left", on="pairing_id")
+    else:
+        for c in ("last_visit", "gap_days", "interval_months", "is_overdue"):
+            df[c] = None
+    df["active"] = df["active"].astype(bool)
+    df["status"] = df["status"].map(pb.STATUS_ZH)
+    df["end_reason"] = df["end_reason"].map(pb.END_REASON_ZH)
+    for c in ("start_date", "end_date", "last_visit"):
+        df[c] = [_as_date(x) for x in df[c]]
+    df["gap_days"] = df["gap_days"].astype("Int64")
+    df["interval_months"] = df["interval_months"].astype("Int64")
+    df["is_overdue"] = df["is_overdue"].astype("boolean")
+    df = df.sort_values(["active", "start_date", "pairing_id"], ascending=[False, False, True],
+                        kind="stable").reset_index(drop=True)
+    return mask_frame(df, PERSONAL, unmasked)
+
+
+def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.date | None = None,
+                  unmasked: bool = False) -> pd.DataFrame:
+    """Contacts one helper made (any mode) dated start..end inclusive, oldest first."""
+    v, hh = m.T_VIS.alias("v"), m.T_HH.alias("hh")
+    q = (
+        select(v.c.visit_id, v.c.visit_date, v.c.household_id, hh.c.head_name, v.c.mode, v.c.photo_uploaded)
+        .select_from(v.outerjoin(hh, hh.c.household_id == v.c.household_id))
+        .where(v.c.helper_id == helper_id)
+    )
+    if start:
+        q = q.where(v.c.visit_date >= start)
+    if end:
+        q = q.where(v.c.visit_date <= end)
+    with Conn(bind) as conn:
+        rows = conn.execute(q.order_by(v.c.visit_date, v.c.visit_id)).all()
+    df = pd.DataFrame([tuple(x) for x in rows],
+                      columns=["visit_id", "visit_date", "household_id", "head_name", "mode", "photo_uploaded"])
+    df["visit_date"] = [_as_date(x) for x in df["visit_date"]]
+    df["mode"] = df["mode"].map(MODE_ZH)
+    df["photo_uploaded"] = df["photo_uploaded"].astype("boolean")
+    return mask_frame(df, PERSONAL, unmasked)
+
+
+# --------------------------------------------------------------------------------------------
+# Ratings
+# --------------------------------------------------------------------------------------------
+
+
+def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False) -> pd.DataFrame:
+    """M4 "missing": helpers paired with an in-scope household on some day of the year, without a
+    rating for it — the rows behind metrics.ratings(...)['missing']."""
+    with Conn(bind) as conn:
+        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        rt = m.T_RATE.alias("rt")
+        p, hh = m.T_PAIR.alias("yp"), m.T_HH.alias("yh")
+        paired = (
+            select(p.c.helper_id)
+            .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
+            .where(m.active_in_year(p, year), m.in_scope(hh))
+            .distinct()
+            .subquery("paired")
+        )
+        q = (
+            select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
+                   h.c.department, h.c.category, h.c.phone)
+            .select_from(
+                h.join(u, u.c.unit_id == h.c.unit_id)
+                .join(ur, ur.c.code == u.c.region_code)
+                .join(paired, paired.c.helper_id == h.c.helper_id)
+                .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year))
+            )
+            .where(rt.c.grade.is_(None), *m._helper_scope(conn, h, u, ur, scope))
+        )
+        rows = conn.execute(q).all()
+    df = pd.DataFrame([tuple(x) for x in rows],
+                      columns=["helper_id", "helper_name", "unit_id", "unit_name", "department", "category", "phone"])
+    df["category"] = df["category"].map(pb.CATEGORY_ZH)
+    df = df.sort_values("helper_id", kind="stable").reset_index(drop=True)
+    return mask_frame(df, PERSONAL, unmasked)
+
+
+def rating_check_date(year: int, as_of: dt.date) -> dt.date:
+    """The day on which an excellent rating for `year` is checked against the rules: the last day
+    of that year, or the as-of date when that is earlier."""
+    return min(dt.date(year, 12, 31), as_of)
+
+
+def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
+                            unmasked: bool = False) -> pd.DataFrame:
+    """Helpers rated excellent for `year` who, on rating_check_date(year, as_of), had overdue pairings
+    (problems.overdue) or were over the cap (problems.cap_violators)."""
+    d = rating_check_date(year, as_of)
+    with Conn(bind) as conn:
+        over = pb.overdue(conn, d, scope)
+        caps = pb.cap_violators(conn, d, scope)
+        rt = m.T_RATE
+        excellent = set(conn.execute(select(rt.c.helper_id).where(rt.c.year == year, rt.c.grade == "excellent"))
+                        .scalars().all())
+        od = over.groupby("helper_id").size() if len(over) else pd.Series(dtype="int64")
+        loads = dict(zip(caps["helper_id"], caps["load"]))
+        ids = sorted(excellent & (set(od.index) | set(loads)))
+        if ids:
+            # the load of every listed helper (not only violators), for context
+            all_loads = pb.cap_violators(conn, d, scope, min_load=1)
+            all_loads = dict(zip(all_loads["helper_id"], all_loads["load"]))
+            h, u = m.T_HELP.alias("h"), m.T_UNIT.alias("u")
+            info = conn.execute(
+                select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone)
+                .select_from(h.join(u, u.c.unit_id == h.c.unit_id))
+                .where(h.c.helper_id.in_(ids))
+            ).all()
+        else:
+            info, all_loads = [], {}
+    rows = []
+    for helper_id, name, unit_id, unit_name, department, category, phone in info:
+        n_over = int(od.get(helper_id, 0))
+        load = int(all_loads.get(helper_id, 0))
+        problems = []
+        if helper_id in loads:
+            problems.append(f"超上限（帮扶{load}户）")
+        if n_over:
+            problems.append(f"{n_over}个结对走访逾期")
+        rows.append({"helper_id": helper_id, "helper_name": name, "unit_id": unit_id, "unit_name": unit_name,
+                     "department": department, "category": pb.CATEGORY_ZH.get(category, category), "phone": phone,
+                     "load": load, "overdue": n_over, "problems": "；".join(problems), "checked_on": d})
+    df = pd.DataFrame(rows, columns=["helper_id", "helper_name", "unit_id", "unit_name", "department", "category",
+                                     "phone", "load", "overdue", "problems", "checked_on"])
+    df = df.sort_values("helper_id", kind="stable").reset_index(drop=True)
+    return mask_frame(df, PERSONAL, unmasked)
+
+
+def _as_date(x):
+    if x is None or (not isinstance(x, dt.date) and pd.isna(x)):
+        return None
+    if isinstance(x, dt.datetime):
+        return x.date()
+    if isinstance(x, dt.date):
+        return x
+    return pd.Timestamp(x).date()

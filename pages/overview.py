@@ -1,0 +1,89 @@
+"""总览: the province's state in ten seconds, for leading group members."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from data_access import metrics as m
+from data_access.dates import previous_month_end
+from ui import charts, data, filters
+from ui import format as fmt
+from ui.boot import require_app
+from ui.widgets import click_chart, kpi
+
+require_app()  # inside app.py's navigation (see ui/boot.py)
+
+f = filters.filter_bar("pages/overview.py")
+st.title("总览")
+filters.scope_caption(f)
+
+url, d, scope = f.url, f.as_of, f.scope
+prev = previous_month_end(d)
+
+
+def totals(day):
+    cov = m.total_row(data.coverage(url, day, "province", scope), "coverage")
+    cap = m.total_row(data.cap(url, day, "province", scope), "cap")
+    cad = m.total_row(data.cadence(url, day, "province", scope), "cadence")
+    rep = m.total_row(data.replacements(url, day, "province", scope), "replacements")
+    return {
+        "coverage_rate": fmt.rate(cov["covered"], cov["households"]),
+        "households": cov["households"], "uncovered": cov["households"] - cov["covered"],
+        "violators": cap["violators"], "helpers": cap["helpers"],
+        "overdue": cad["overdue"], "active": cad["active_pairings"],
+        "compliance": 1 - fmt.rate(cad["overdue"], cad["active_pairings"]) if cad["active_pairings"] else None,
+        "unapproved": rep["unapproved"], "replacements": rep["replacements"],
+    }
+
+
+now, before = totals(d), totals(prev)
+vs = f"与上月末（{fmt.date_zh(prev)}）相比"
+
+c = st.columns(6)
+kpi(c[0], "结对覆盖率", fmt.pct(now["coverage_rate"]), fmt.pp_delta(now["coverage_rate"], before["coverage_rate"]),
+    help=f"在帮贫困户中有在帮结对的比例（{fmt.num(now['households'])} 户，未覆盖 {fmt.num(now['uncovered'])} 户）。{vs}。")
+kpi(c[1], "超上限责任人", fmt.num(now["violators"]), fmt.count_delta(now["violators"], before["violators"]),
+    bad_when_up=True, help=f"帮扶超过5户的责任人数（共 {fmt.num(now['helpers'])} 名在帮责任人）。{vs}。")
+kpi(c[2], "走访逾期结对", fmt.num(now["overdue"]), fmt.count_delta(now["overdue"], before["overdue"]),
+    bad_when_up=True, help=f"超过规定间隔未入户走访的在帮结对数（共 {fmt.num(now['active'])} 个在帮结对）。{vs}。")
+kpi(c[3], "走访合规率", fmt.pct(now["compliance"]), fmt.pp_delta(now["compliance"], before["compliance"]),
+    help=f"1 − 逾期结对 ÷ 在帮结对。{vs}。")
+kpi(c[4], "未批准调换", fmt.num(now["unapproved"]), fmt.count_delta(now["unapproved"], before["unapproved"]),
+    bad_when_up=True, help=f"因患病、调离、处分调换而未经县委组织部批准的结对（共 {fmt.num(now['replacements'])} 次调换）。{vs}。")
+
+# last year's rating mix (ratings are per year: compared with the year before)
+rt = m.total_row(data.ratings(url, f.year, "province", scope), "ratings")
+rt_prev = m.total_row(data.ratings(url, f.year - 1, "province", scope), "ratings")
+
+
+def shares(r):
+    rated = r["excellent"] + r["qualified"] + r["unqualified"]
+    return {g: fmt.rate(r[g], rated) for g in ("excellent", "qualified", "unqualified")}
+
+
+s_now, s_prev = shares(rt), shares(rt_prev)
+kpi(c[5], f"{f.year}年度优秀占比", fmt.pct(s_now["excellent"]), fmt.pp_delta(s_now["excellent"], s_prev["excellent"]),
+    neutral=True,
+    help=(f"{f.year}年度考核：优秀 {fmt.pct(s_now['excellent'])}、合格 {fmt.pct(s_now['qualified'])}、"
+          f"不合格 {fmt.pct(s_now['unqualified'])}，未考核 {fmt.num(rt['missing'])} 人。考核按年度进行，变化与上一年度相比。"))
+c[5].caption(f"优秀 {fmt.pct(s_now['excellent'])} · 合格 {fmt.pct(s_now['qualified'])} · "
+             f"不合格 {fmt.pct(s_now['unqualified'])} · 未考核 {fmt.num(rt['missing'])} 人")
+
+st.divider()
+left, right = st.columns([1, 1])
+with left:
+    child = f.child
+    if child:
+        cad = data.cadence(url, d, child, scope)
+        cad["compliance"] = 1 - cad["overdue"] / cad["active_pairings"]
+        label = filters.level_label(child)
+        fig = charts.ranking_bar(
+            cad, "compliance", f"各{label}走访合规率排名", "走访合规率", band="compliance",
+            hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"], y_title=label)
+        click_chart(fig, "overview-rank", f, filters.drill_to)
+        st.caption(f"点击条形可下钻到该{label}。")
+    else:
+        st.info("已到村级，没有更下一级的排名。")
+with right:
+    tr = data.trend(url, d, scope)
+    click_chart(charts.trend_lines(tr), "overview-trend", f)

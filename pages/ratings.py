@@ -1,0 +1,74 @@
+"""年度考核: grade distribution (第十三、十四条, RULES.md M4) per year by region and sending unit,
+missing ratings, and helpers rated excellent despite overdue pairings or being over the cap."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from data_access import metrics as m
+from data_access.views import rating_check_date
+from ui import charts, data, filters
+from ui import format as fmt
+from ui.boot import require_app
+from ui.widgets import click_chart, kpi, problem_list
+
+require_app()  # inside app.py's navigation (see ui/boot.py)
+
+f = filters.filter_bar("pages/ratings.py")
+st.title("年度考核")
+filters.scope_caption(f)
+url, d, scope, year = f.url, f.as_of, f.scope, f.year
+st.caption(f"考核年度：{year}年度（在左侧“考核年度”中切换）。未考核：该年度有在帮结对、但没有该年度等次的责任人。")
+
+tot = m.total_row(data.ratings(url, year, "province", scope), "ratings")
+rated = tot["excellent"] + tot["qualified"] + tot["unqualified"]
+c = st.columns(5)
+kpi(c[0], "已考核责任人", fmt.num(rated))
+for col, g, name in ((c[1], "excellent", "优秀"), (c[2], "qualified", "合格"), (c[3], "unqualified", "不合格")):
+    kpi(col, name, fmt.num(tot[g]), f"占已考核 {fmt.pct(fmt.rate(tot[g], rated))}", neutral=True)
+kpi(c[4], "未考核", fmt.num(tot["missing"]))
+
+years = sorted(set(data.rating_years(url)) | {year})
+rows = []
+for y in years:
+    r = m.total_row(data.ratings(url, y, "province", scope), "ratings")
+    rows.append({"year": y, **{k: r[k] for k in ("excellent", "qualified", "unqualified", "missing")}})
+if len(rows) > 1:
+    click_chart(charts.years_grade_shares(pd.DataFrame(rows)), "ratings-years", f)
+
+child = f.child
+options = ([child] if child else []) + ["unit"]
+names = {**{lvl: f"按{filters.level_label(lvl)}" for lvl in options if lvl != "unit"}, "unit": "按派出单位"}
+by = st.segmented_control("分组", options, format_func=names.get, default=options[0], key=f"ratings-by-{child}") or options[0]
+df = data.ratings(url, year, by, scope)
+if df.empty:
+    st.info(f"当前范围内没有{year}年度的考核记录。")
+else:
+    if by == "unit":
+        df = df.assign(_n=df[["excellent", "qualified", "unqualified", "missing"]].sum(axis=1))
+        df = df.sort_values(["_n", "code"], ascending=[False, True]).head(30).drop(columns="_n")
+        title = f"{year}年度各派出单位考核等次占比（责任人最多的前30个单位）"
+        action = filters.open_unit
+    else:
+        title = f"{year}年度各{filters.level_label(by)}考核等次占比"
+        action = filters.drill_to
+    y_title = "派出单位" if by == "unit" else filters.level_label(by)
+    click_chart(charts.grade_shares(df, title, y_title=y_title), "ratings-shares", f, action)
+    st.caption("点击条形" + ("打开该单位页。" if by == "unit" else "下钻到该区划。") + "「省直」「市直」为上级派出单位汇总。")
+
+st.subheader("未考核责任人")
+problem_list(data.missing_ratings(url, year, scope),
+             ["helper_id", "helper_name", "unit_name", "unit_id", "department", "category", "phone"],
+             f"{year}年度未考核责任人", f"missing_ratings_{year}", f, empty=f"{year}年度在帮责任人都有考核等次。",
+             on_row=filters.open_helper, row_code="helper_id")
+
+st.subheader("评为优秀但存在问题的责任人")
+check = rating_check_date(year, d)
+problem_list(data.excellent_with_problems(url, year, d, scope),
+             ["helper_id", "helper_name", "unit_name", "unit_id", "department", "load", "overdue", "problems",
+              "checked_on"],
+             f"{year}年度优秀但存在问题", f"excellent_with_problems_{year}", f,
+             empty=f"{year}年度评为优秀的责任人在{fmt.date_zh(check)}都没有走访逾期或超上限问题。",
+             on_row=filters.open_helper, row_code="helper_id",
+             note=f"以{fmt.date_zh(check)}（考核年度末，或更早的数据截至日期）的状态核查：有走访逾期结对或帮扶超过{m.CAP}户。")

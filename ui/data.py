@@ -1,0 +1,206 @@
+"""Cached data access for the pages.
+
+Every wrapper's arguments are the whole cache key: the database URL string, the date(s), the
+grouping and the Scope (a frozen, hashable dataclass — passed as a normal argument, never
+underscore-prefixed, so two users with different scopes never share an entry). The engine itself
+comes from ``st.cache_resource``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import streamlit as st
+
+from data_access import db
+from data_access import metrics as m
+from data_access import problems as pb
+from data_access import views as v
+from data_access.metrics import Scope
+
+TTL = 60
+SPIN = "正在计算…"
+
+
+def db_url() -> str:
+    """DATABASE_URL, or the embedded SQLite default."""
+    return db.resolve_url()
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str):
+    return db.make_engine(url)
+
+
+@st.cache_resource(show_spinner=False)
+def init_lock(url: str) -> threading.Lock:
+    """One lock per database so that two first sessions do not both generate demo data."""
+    return threading.Lock()
+
+
+def clear() -> None:
+    st.cache_data.clear()
+
+
+# ---------------------------------------------------------------- database state
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def database_status(url: str) -> str:
+    return v.database_status(engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def is_demo(url: str) -> bool:
+    return db.is_demo(engine(url))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def coverage(url: str, as_of: dt.date, by: str, scope: Scope):
+    return m.coverage(engine(url), as_of, by, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def cap(url: str, as_of: dt.date, by: str, scope: Scope):
+    return m.cap(engine(url), as_of, by, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def cadence(url: str, as_of: dt.date, by: str, scope: Scope):
+    return m.cadence(engine(url), as_of, by, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def ratings(url: str, year: int, by: str, scope: Scope):
+    return m.ratings(engine(url), year, by, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def replacements(url: str, as_of: dt.date, by: str, scope: Scope):
+    return m.replacements(engine(url), as_of, by, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def photos(url: str, start: dt.date, end: dt.date, by: str, scope: Scope):
+    return m.photos(engine(url), start, end, by, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner="正在计算近12个月趋势…")
+def trend(url: str, as_of: dt.date, scope: Scope):
+    return pb.trend(engine(url), as_of, scope)
+
+
+# ---------------------------------------------------------------- problem lists (masked: detail=True)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def uncovered(url: str, as_of: dt.date, scope: Scope):
+    return pb.uncovered(engine(url), as_of, scope, detail=True)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = m.CAP + 1):
+    return pb.cap_violators(engine(url), as_of, scope, detail=True, min_load=min_load)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def overdue(url: str, as_of: dt.date, scope: Scope):
+    return pb.overdue(engine(url), as_of, scope, detail=True)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def gaps(url: str, as_of: dt.date, scope: Scope):
+    """Every active pairing's gap (for the distribution), without names."""
+    df = pb.overdue(engine(url), as_of, scope, include_all=True)
+    return df[["pairing_id", "gap_days", "interval_months", "is_overdue"]]
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def unapproved(url: str, as_of: dt.date, scope: Scope):
+    return pb.unapproved(engine(url), as_of, scope, detail=True)
+
+
+# ---------------------------------------------------------------- views
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def region_info(url: str, code: str | None):
+    return v.region_info(engine(url), code)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def region_path(url: str, code: str | None):
+    return v.region_path(engine(url), code)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def list_regions(url: str, parent_code: str | None = None, level: str | None = None):
+    return v.list_regions(engine(url), parent_code, level)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def list_units(url: str, region: str | None = None):
+    return v.list_units(engine(url), region)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def unit_info(url: str, unit_id: str | None):
+    return v.unit_info(engine(url), unit_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def helper_info(url: str, helper_id: str | None):
+    return v.helper_info(engine(url), helper_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def rating_years(url: str):
+    return v.rating_years(engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def unit_helpers(url: str, as_of: dt.date, year: int, scope: Scope):
+    return v.unit_helpers(engine(url), as_of, year, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def helper_pairings(url: str, as_of: dt.date, helper_id: str):
+    return v.helper_pairings(engine(url), as_of, helper_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def helper_visits(url: str, helper_id: str, start: dt.date | None, end: dt.date | None):
+    return v.helper_visits(engine(url), helper_id, start, end)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def missing_ratings(url: str, year: int, scope: Scope):
+    return v.missing_ratings(engine(url), year, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def excellent_with_problems(url: str, year: int, as_of: dt.date, scope: Scope):
+    return v.excellent_with_problems(engine(url), year, as_of, scope)
+
+
+# ---------------------------------------------------------------- meeting mode
+# Served from the cache while a fresh value is computed in the background: the screen never waits.
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, refresh_mode="background")
+def meeting_figures(url: str, as_of: dt.date, scope: Scope) -> dict:
+    eng = engine(url)
+    cov = m.total_row(m.coverage(eng, as_of, "province", scope), "coverage")
+    cad = m.total_row(m.cadence(eng, as_of, "province", scope), "cadence")
+    cap_ = m.total_row(m.cap(eng, as_of, "province", scope), "cap")
+    rep = m.total_row(m.replacements(eng, as_of, "province", scope), "replacements")
+    return {"coverage": cov, "cadence": cad, "cap": cap_, "replacements": rep}
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, refresh_mode="background")
+def meeting_ranking(url: str, as_of: dt.date, by: str, scope: Scope):
+    return m.cadence(engine(url), as_of, by, scope)

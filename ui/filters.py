@@ -1,0 +1,345 @@
+"""The one filter bar: as-of date, rating year, region scope (city → county, deeper by drilling) and
+sending unit. The state lives in the URL (st.query_params ``as_of``, ``year``, ``region``, ``unit``,
+``helper``) so that a link reproduces the view; bad values give a warning and fall back.
+
+Widgets never own the state: before each widget is drawn its session-state value is set from the URL,
+and its on_change callback writes the URL. Clicks on charts and table rows call the same functions
+(``drill_to``, ``open_unit``, ``open_helper``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from data_access.metrics import Scope
+from data_access.schema import LEVEL_RANK
+from data_access.views import LEVEL_ZH, child_level
+
+from . import data
+from .format import date_zh
+
+PARAMS = ("as_of", "year", "region", "unit", "helper")
+RESTORED = ("as_of", "year", "region", "unit")  # carried over when the user switches pages
+MIN_DATE = dt.date(2014, 1, 1)
+MIN_YEAR = 2014
+
+STATE = "_bf_state"  # the validated state of the last run (callbacks start from it)
+SAVED = "_bf_saved"  # the URL parameters to restore after a switch of page
+GOTO = "_bf_goto"  # a page to switch to, set by a callback
+NOTICE = "_bf_notice"  # a message for the next run, set by a callback
+
+UNITS_PAGE = "pages/units.py"
+
+
+@dataclass
+class Filters:
+    url: str
+    as_of: dt.date
+    year: int
+    year_explicit: bool
+    region: str | None = None
+    unit: str | None = None
+    helper: str | None = None
+    region_info: dict | None = None
+    unit_info: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(region=self.region, unit=self.unit)
+
+    @property
+    def level(self) -> str:
+        """The scope region's level ('province' for the whole province)."""
+        return self.region_info["level"] if self.region_info else "province"
+
+    @property
+    def child(self) -> str | None:
+        """The drill level below the scope region (None below villages)."""
+        return child_level(self.level)
+
+    @property
+    def region_name(self) -> str:
+        if self.region_info:
+            return self.region_info["name"]
+        prov = province(self.url)
+        return prov["name"] if prov else "全省"
+
+    @property
+    def unit_name(self) -> str | None:
+        return self.unit_info["name"] if self.unit_info else None
+
+    def state(self) -> dict:
+        return {"as_of": self.as_of, "year": self.year if self.year_explicit else None, "region": self.region,
+                "unit": self.unit, "helper": self.helper}
+
+
+def province(url: str) -> dict | None:
+    df = data.list_regions(url, level="province")
+    return df.iloc[0].to_dict() if len(df) else None
+
+
+def today() -> dt.date:
+    return dt.date.today()
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def _param(name: str) -> str | None:
+    val = st.query_params.get(name)
+    if val is None:
+        return None
+    val = str(val).strip()
+    return val or None
+
+
+def read_state(url: str, show_warnings: bool = True) -> Filters:
+    """The validated state from the URL. Bad values are removed from the URL, named in a warning
+    and replaced by the default."""
+    qp = st.query_params
+    saved = st.session_state.get(SAVED)
+    if saved and not any(k in qp for k in RESTORED):
+        for k, val in saved.items():
+            qp[k] = val
+    warnings: list[str] = []
+    t = today()
+
+    as_of = t
+    raw = _param("as_of")
+    if raw:
+        try:
+            d = dt.date.fromisoformat(raw)
+        except ValueError:
+            warnings.append(f"链接中的日期 as_of={raw} 无效（应为 YYYY-MM-DD），已改为今天（{t.isoformat()}）。")
+            del qp["as_of"]
+        else:
+            if d > t:
+                warnings.append(f"链接中的日期 {raw} 晚于今天，已改为今天（{t.isoformat()}）。")
+                del qp["as_of"]
+            elif d < MIN_DATE:
+                warnings.append(f"链接中的日期 {raw} 早于 {MIN_DATE.isoformat()}，已改为今天（{t.isoformat()}）。")
+                del qp["as_of"]
+            else:
+                as_of = d
+
+    year, year_explicit = as_of.year - 1, False
+    raw = _param("year")
+    if raw:
+        try:
+            y = int(raw)
+            if not MIN_YEAR <= y <= as_of.year:
+                raise ValueError
+        except ValueError:
+            warnings.append(f"链接中的考核年度 year={raw} 无效，已改为 {year} 年度。")
+            del qp["year"]
+        else:
+            year, year_explicit = y, y != as_of.year - 1
+
+    region, rinfo = None, None
+    raw = _param("region")
+    if raw:
+        rinfo = data.region_info(url, raw)
+        if rinfo is None:
+            warnings.append(f"未找到区划代码 {raw}，已显示全省。")
+            del qp["region"]
+        elif rinfo["level"] == "province":
+            rinfo = None  # the province is the default scope
+        else:
+            region = rinfo["code"]
+
+    unit, uinfo = None, None
+    raw = _param("unit")
+    if raw:
+        uinfo = data.unit_info(url, raw)
+        if uinfo is None:
+            warnings.append(f"未找到派出单位 {raw}，已显示全部单位。")
+            del qp["unit"]
+        else:
+            unit = uinfo["unit_id"]
+
+    helper = None
+    raw = _param("helper")
+    if raw:
+        if data.helper_info(url, raw) is None:
+            warnings.append(f"未找到帮扶责任人 {raw}。")
+            del qp["helper"]
+        else:
+            helper = raw
+
+    f = Filters(url=url, as_of=as_of, year=year, year_explicit=year_explicit, region=region, unit=unit,
+                helper=helper, region_info=rinfo, unit_info=uinfo, warnings=warnings)
+    st.session_state[STATE] = f.state()
+    present = {k: str(qp[k]) for k in RESTORED if k in qp}
+    if present:
+        st.session_state[SAVED] = present
+    if show_warnings:
+        for w in warnings:
+            st.warning(w, icon=":material/warning:")
+        notice = st.session_state.pop(NOTICE, None)
+        if notice:
+            st.info(notice, icon=":material/info:")
+    return f
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+
+def _default_state() -> dict:
+    return {"as_of": today(), "year": None, "region": None, "unit": None, "helper": None}
+
+
+def _commit(state: dict) -> None:
+    """Write the state into the URL (and remember it for a switch of page)."""
+    as_of = state.get("as_of") or today()
+    year = state.get("year")
+    if year is not None and year == as_of.year - 1:
+        year = None
+    vals = {"as_of": as_of.isoformat(), "year": str(year) if year else None, "region": state.get("region"),
+            "unit": state.get("unit"), "helper": state.get("helper")}
+    qp = st.query_params
+    for k, val in vals.items():
+        if val:
+            qp[k] = val
+        elif k in qp:
+            del qp[k]
+    st.session_state[SAVED] = {k: vals[k] for k in RESTORED if vals[k]}
+    st.session_state[STATE] = {**state, "as_of": as_of, "year": year}
+
+
+def update(**changes) -> None:
+    """Change part of the state (callback-safe)."""
+    state = dict(st.session_state.get(STATE) or _default_state())
+    state.update(changes)
+    _commit(state)
+
+
+def set_region(code: str | None) -> None:
+    """Make `code` the scope region (None: the whole province)."""
+    update(region=code or None, helper=None)
+
+
+def drill_to(code: str | None) -> None:
+    """Drill into a region below the current scope (a clicked bar or table row)."""
+    if not code:
+        return
+    url = data.db_url()
+    info = data.region_info(url, code)
+    if info is None:
+        return
+    cur = (st.session_state.get(STATE) or {}).get("region")
+    cur_info = data.region_info(url, cur) if cur else None
+    cur_rank = LEVEL_RANK[cur_info["level"]] if cur_info else LEVEL_RANK["province"]
+    if LEVEL_RANK[info["level"]] <= cur_rank:
+        # a summary row such as 省直 / 某某市直 (units above the level) is not a place to drill into
+        st.session_state[NOTICE] = (f"「{info['name']}」这一行汇总的是上级（省直、市直）派出单位，不能再按区划下钻；"
+                                    "可到“单位/责任人”页查看各单位。")
+        return
+    set_region(info["code"])
+
+
+def open_unit(unit_id: str | None) -> None:
+    """Show one sending unit's page."""
+    update(unit=unit_id, helper=None)
+    st.session_state[GOTO] = UNITS_PAGE
+
+
+def open_helper(helper_id: str | None) -> None:
+    """Show one helper's page."""
+    update(helper=helper_id)
+    st.session_state[GOTO] = UNITS_PAGE
+
+
+def reset() -> None:
+    _commit(_default_state())
+
+
+def _on_as_of():
+    d = st.session_state.get("f_as_of") or today()
+    update(as_of=d)
+
+
+def _on_year():
+    update(year=st.session_state.get("f_year"))
+
+
+def _on_city():
+    update(region=st.session_state.get("f_city") or None, helper=None)
+
+
+def _on_county():
+    update(region=st.session_state.get("f_county") or st.session_state.get("f_city") or None, helper=None)
+
+
+def _on_unit():
+    update(unit=st.session_state.get("f_unit") or None, helper=None)
+
+
+# ------------------------------------------------------------------------------------------- the bar
+
+
+def _select(label: str, options: list, current, key: str, names: dict, on_change, **kw):
+    if current not in options:
+        options = options + [current]
+    st.session_state[key] = current
+    return st.selectbox(label, options, key=key, format_func=lambda c: names.get(c, c), on_change=on_change, **kw)
+
+
+def filter_bar(page: str | None = None) -> Filters:
+    """Read the URL state, draw the filter bar in the sidebar and return the filters.
+    `page` is this page's path (pages/x.py), so that a pending switch of page to it is skipped."""
+    goto = st.session_state.pop(GOTO, None)
+    if goto and goto != page:
+        st.switch_page(goto, query_params=st.query_params.to_dict())
+    url = data.db_url()
+    f = read_state(url)
+    t = today()
+    with st.sidebar:
+        st.markdown("#### 筛选条件")
+        st.session_state["f_as_of"] = f.as_of
+        st.date_input("数据截至日期", key="f_as_of", min_value=MIN_DATE, max_value=t, on_change=_on_as_of,
+                      format="YYYY-MM-DD", help="所有指标按该日的状态计算，可回看任一历史日期。")
+        years = sorted(set(data.rating_years(url)) | {f.as_of.year - 1, f.year}, reverse=True)
+        years = [y for y in years if MIN_YEAR <= y <= f.as_of.year]
+        _select("考核年度", years, f.year, "f_year", {y: f"{y}年度" for y in years}, _on_year)
+
+        info = f.region_info or {}
+        cities = data.list_regions(url, level="city")
+        city = info.get("city_code") or ""
+        names = {"": "全省", **dict(zip(cities["code"], cities["name"]))}
+        _select("市", [""] + list(cities["code"]), city, "f_city", names, _on_city)
+        county = info.get("county_code") or ""
+        if city:
+            counties = data.list_regions(url, parent_code=city)
+            names = {"": "全市", **dict(zip(counties["code"], counties["name"]))}
+            _select("县（市、区）", [""] + list(counties["code"]), county, "f_county", names, _on_county)
+        else:
+            _select("县（市、区）", [""], "", "f_county", {"": "请先选择市"}, _on_county, disabled=True)
+        if f.level in ("township", "village"):
+            path = data.region_path(url, f.region)
+            st.caption("已下钻到：" + " › ".join(p["name"] for p in path[1:]))
+            st.button("返回上一级", on_click=set_region, args=(f.region_info.get("parent_code"),), key="f_up")
+
+        units = data.list_units(url)
+        names = {"": "全部单位", **dict(zip(units["unit_id"], units["name"]))}
+        _select("派出单位", [""] + list(units["unit_id"]), f.unit or "", "f_unit", names, _on_unit)
+        st.button("重置筛选", on_click=reset, key="f_reset", help="回到全省、全部单位、今天。")
+    return f
+
+
+def scope_caption(f: Filters) -> None:
+    """One line under a page title: which region, unit and date the page shows."""
+    path = data.region_path(f.url, f.region) if f.region else []
+    where = " › ".join(p["name"] for p in path) if path else f.region_name
+    parts = [f"范围：{where}"]
+    if f.unit:
+        parts.append(f"派出单位：{f.unit_name}")
+    parts.append(f"数据截至 {date_zh(f.as_of)}")
+    st.caption(" ｜ ".join(parts))
+
+
+def level_label(level: str | None) -> str:
+    return LEVEL_ZH.get(level or "", "")

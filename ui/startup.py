@@ -1,0 +1,56 @@
+"""Start-up checks of app.py: the database is reachable and holds data; on the embedded default
+database, create the schema and demo data the first time."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from data_access import db
+from data_access.views import database_status
+
+from . import data
+from .widgets import fail
+
+log = logging.getLogger("bangfu.ui")
+
+MESSAGES = {
+    "no_schema": "数据库中还没有数据表：请先运行 bangfu db upgrade 建表，再用 bangfu import 导入台账。",
+    "blank": "数据库中还没有贫困户数据：请先用 bangfu import 导入台账。",
+    "empty": "数据库中还没有贫困户数据：请先用 bangfu import 导入台账。",
+}
+
+
+def ensure_database(url: str) -> None:
+    """Stop the page with one sentence when the database cannot be used."""
+    try:
+        status = data.database_status(url)
+    except db.BangfuError as exc:
+        log.warning("%s", exc)
+        fail(f"无法连接数据库（{db.safe_url(url)}），请检查 DATABASE_URL 设置和数据库服务是否运行。")
+        return
+    if status == "ok":
+        return
+    if status == "empty" or not db.is_embedded_default(url):
+        # demo data only ever goes into the embedded database when it holds nothing at all
+        fail(MESSAGES[status])
+    _create_demo(url)
+
+
+def _create_demo(url: str) -> None:
+    with data.init_lock(url):
+        engine = data.engine(url)
+        if database_status(engine) not in ("no_schema", "blank"):  # another session finished first
+            data.clear()
+            return
+        try:
+            from data_access import demo
+        except ImportError:
+            fail("内置数据库为空，且演示数据生成模块不可用：请用 bangfu import 导入台账。")
+            return
+        with st.spinner("首次启动，正在生成演示数据…"):
+            db.upgrade(engine)
+            summary = demo.generate(engine, households=20000, seed=1)
+            log.info("demo data generated: %s", summary)
+    data.clear()

@@ -1,0 +1,78 @@
+"""The one colour palette of the dashboard: good is green, warning amber, bad red, everywhere.
+
+The bands below only colour figures; they are display choices, not rules (RULES.md holds the rules).
+"""
+
+from __future__ import annotations
+
+GOOD = "#1B7F3B"
+WARN = "#B86E00"
+BAD = "#C62828"
+NEUTRAL = "#6B7280"
+PRIMARY = "#1F4E9C"
+LIGHT_GRID = "#E5E7EB"
+
+# meeting mode (dark, for projection)
+DARK_BG = "#0B1220"
+DARK_PANEL = "#152033"
+DARK_FG = "#FFFFFF"
+DARK_MUTED = "#B8C4D6"
+DARK_GOOD = "#3DDC84"
+DARK_WARN = "#FFB020"
+DARK_BAD = "#FF5A5A"
+
+FONT_FAMILY = '"Noto Sans CJK SC","Source Han Sans SC","Microsoft YaHei","PingFang SC","Heiti SC",sans-serif'
+
+GRADE_ORDER = ["excellent", "qualified", "unqualified", "missing"]
+GRADE_LABELS = {"excellent": "优秀", "qualified": "合格", "unqualified": "不合格", "missing": "未考核"}
+GRADE_COLORS = {"excellent": GOOD, "qualified": "#5B8FD6", "unqualified": BAD, "missing": "#A8AFBA"}
+MODE_COLORS = {"入户走访": PRIMARY, "电话": "#8E6BBF", "短信": "#A8AFBA", "微信": "#2AA198"}
+
+# display bands: value >= good -> GOOD, >= warn -> WARN, else BAD (higher is better)
+BANDS = {
+    "coverage": (0.99, 0.97),
+    "compliance": (0.90, 0.80),
+    "photos": (0.80, 0.60),
+}
+
+
+def band_color(value: float | None, kind: str, dark: bool = False) -> str:
+    """The good/warning/bad colour of a rate (higher is better) under the display bands of `kind`."""
+    good, warn = BANDS[kind]
+    if value is None:
+        return NEUTRAL
+    if value >= good:
+        return DARK_GOOD if dark else GOOD
+    if value >= warn:
+        return DARK_WARN if dark else WARN
+    return DARK_BAD if dark else BAD
+
+
+def count_color(value: int | None, dark: bool = False) -> str:
+    """Counts of problems: zero is good, anything else is bad."""
+    if not value:
+        return DARK_GOOD if dark else GOOD
+    return DARK_BAD if dark else BAD
+
+
+def style(fig, title: str, x_title: str | None = None, y_title: str | None = None, dark: bool = False,
+          height: int | None = None, legend: bool = True):
+    """Chinese title and axis titles, the palette's fonts and grid; returns the figure."""
+    fg = DARK_FG if dark else "#111827"
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=30 if dark else 18, color=fg), x=0, xanchor="left"),
+        font=dict(family=FONT_FAMILY, size=22 if dark else 13, color=fg),
+        paper_bgcolor=DARK_BG if dark else "#FFFFFF",
+        plot_bgcolor=DARK_BG if dark else "#FFFFFF",
+        separators=".,",
+        margin=dict(l=10, r=30, t=70 if dark else 50, b=10),
+        showlegend=legend,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        hoverlabel=dict(font=dict(family=FONT_FAMILY)),
+    )
+    grid = "#2A3A55" if dark else LIGHT_GRID
+    fig.update_xaxes(title_text=x_title, gridcolor=grid, zerolinecolor=grid, automargin=True)
+    fig.update_yaxes(title_text=y_title, gridcolor=grid, zerolinecolor=grid, automargin=True)
+    if height:
+        fig.update_layout(height=height)
+    return fig

@@ -1,0 +1,178 @@
+"""Reusable page pieces: KPI tiles, clickable charts and tables, problem lists with downloads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from data_access import export
+from data_access.db import BangfuError
+from data_access.views import TITLES
+
+from .filters import Filters
+
+log = logging.getLogger("bangfu.ui")
+
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"], "scrollZoom": False}
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+def fail(message: str) -> None:
+    """Show one plain sentence and stop the page (never a traceback)."""
+    st.error(message, icon=":material/error:")
+    st.stop()
+
+
+@contextmanager
+def guard():
+    """The one place where database errors become a message."""
+    try:
+        yield
+    except BangfuError as exc:
+        log.warning("database unavailable: %s", exc)
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        log.exception("database error")
+        fail("读取数据库时出错（数据库可能正在重启或连接中断），请稍后刷新页面重试。")
+
+
+# ------------------------------------------------------------------------------------------- tiles
+
+
+def kpi(col, label: str, value: str, delta: str | None = None, bad_when_up: bool = False, help: str | None = None,
+        neutral: bool = False) -> None:
+    """st.metric with the palette's meaning: for bad-direction metrics a rise is red (inverse)."""
+    if delta is None or delta == "持平" or neutral:
+        kw = {"delta_color": "off"}
+        if delta is None or delta == "持平" or not delta.lstrip().startswith(("+", "-")):
+            kw["delta_arrow"] = "off"
+    else:
+        kw = {"delta_color": "inverse" if bad_when_up else "normal"}
+    col.metric(label, value, delta, help=help, border=True, **kw)
+
+
+# ------------------------------------------------------------------------------------------- clicks
+
+
+def _selected_point_code(key: str) -> str | None:
+    state = st.session_state.get(key)
+    try:
+        points = state["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    cd = points[0].get("customdata")
+    if isinstance(cd, (list, tuple)):
+        cd = cd[0] if cd else None
+    return str(cd) if cd is not None else None
+
+
+def _selected_row_code(key: str, codes: list) -> str | None:
+    state = st.session_state.get(key)
+    try:
+        rows = state["selection"]["rows"]
+    except (KeyError, TypeError):
+        return None
+    if not rows or rows[0] >= len(codes):
+        return None
+    return codes[rows[0]]
+
+
+def _key(base: str, f: Filters) -> str:
+    """Widget keys carry the view, so that a drill starts with a fresh (empty) selection."""
+    return f"{base}|{f.region}|{f.unit}|{f.as_of}|{f.year}|{f.helper}"
+
+
+def click_chart(fig, base_key: str, f: Filters, action: Callable[[str], None] | None = None) -> None:
+    """A plotly chart whose bars carry their code as customdata[0]; a click calls action(code)."""
+    if action is None:
+        st.plotly_chart(fig, key=_key(base_key, f), config=PLOTLY_CONFIG)
+        return
+    key = _key(base_key, f)
+
+    def on_select():
+        code = _selected_point_code(key)
+        if code:
+            action(code)
+
+    st.plotly_chart(fig, key=key, on_select=on_select, selection_mode="points", config=PLOTLY_CONFIG)
+
+
+def number_config(df: pd.DataFrame, extra: dict | None = None) -> dict:
+    """Integer columns with thousands separators (12,345), whatever the column is called."""
+    cfg = {c: st.column_config.NumberColumn(format="localized") for c in df.columns
+           if pd.api.types.is_integer_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
+    cfg.update(extra or {})
+    return cfg
+
+
+def pct_column() -> st.column_config.NumberColumn:
+    """For a column holding rate × 100: '97.3%' in the table, sorted as a number."""
+    return st.column_config.NumberColumn(format="%.1f%%")
+
+
+def table(df: pd.DataFrame, key: str | None = None) -> None:
+    st.dataframe(df, hide_index=True, key=key, column_config=number_config(df), placeholder="—")
+
+
+def click_table(df: pd.DataFrame, base_key: str, f: Filters, codes: list, action: Callable[[str], None],
+                column_config: dict | None = None, height="auto") -> None:
+    """A table where choosing a row calls action(codes[row])."""
+    key = _key(base_key, f)
+    column_config = number_config(df, column_config)
+
+    def on_select():
+        code = _selected_row_code(key, codes)
+        if code:
+            action(code)
+
+    st.dataframe(df, key=key, on_select=on_select, selection_mode="single-row", hide_index=True,
+                 column_config=column_config, height=height, placeholder="—")
+
+
+# ------------------------------------------------------------------------------------------- lists
+
+
+def titled(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The chosen columns (those present), with Chinese titles."""
+    cols = [c for c in columns if c in df.columns]
+    return df[cols].rename(columns={c: TITLES.get(c, c) for c in cols})
+
+
+def problem_list(df: pd.DataFrame, columns: list[str], title: str, file_stem: str, f: Filters,
+                 empty: str = "没有问题记录。", on_row: Callable[[str], None] | None = None,
+                 row_code: str | None = None, note: str | None = None) -> None:
+    """A masked problem list with its count and CSV / Excel downloads (formula cells neutralised)."""
+    st.markdown(f"**{title}**（{len(df):,} 条）")
+    if note:
+        st.caption(note)
+    if df.empty:
+        st.success(empty, icon=":material/check_circle:")
+        return
+    cols = [c for c in columns if c in df.columns]
+    shown = titled(df, cols)
+    if on_row and row_code:
+        click_table(shown, f"list-{file_stem}", f, list(df[row_code]), on_row)
+        st.caption("点选一行可打开对应页面。")
+    else:
+        table(shown, key=_key(f"list-{file_stem}", f))
+    stem = f"{file_stem}_{f.as_of.isoformat()}"
+    if f.region:
+        stem += f"_{f.region}"
+    if f.unit:
+        stem += f"_{f.unit}"
+    out = df[cols]
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(out, TITLES), file_name=f"{stem}.csv",
+                       mime="text/csv", on_click="ignore", key=_key(f"csv-{file_stem}", f), icon=":material/download:")
+    c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(out, TITLES, sheet=title[:31]),
+                       file_name=f"{stem}.xlsx", on_click="ignore", key=_key(f"xlsx-{file_stem}", f), icon=":material/download:",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
