@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="演示数据截止日期（默认今天）")
     db_opt(s)
 
+    s = sub.add_parser("refresh", help="重新计算指标汇总表（每次导入时自动进行；建议每日定时运行）")
+    s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="以哪一天为“今天”（默认今天）")
+    db_opt(s)
+
     s = sub.add_parser("serve", help="启动看板（streamlit run app.py）")
     s.add_argument("--port", type=int, default=8501)
     db_opt(s)
@@ -243,6 +247,19 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def cmd_refresh(args) -> int:
+    import time
+
+    from .summary import refresh_engine
+
+    engine = _engine(args)
+    t0 = time.perf_counter()
+    stats = refresh_engine(engine, today=args.as_of or dt.date.today())
+    print(f"汇总表已更新：{stats['dates']} 个日期、{stats['years']} 个考核年度，共 {stats['rows']:,} 行，"
+          f"用时 {time.perf_counter() - t0:.1f} 秒")
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from .db import PROJECT_ROOT, ensure_demo, is_embedded_default, make_engine
 
@@ -267,6 +284,7 @@ COMMANDS = {
     "metrics": cmd_metrics,
     "problems": cmd_problems,
     "demo": cmd_demo,
+    "refresh": cmd_refresh,
     "serve": cmd_serve,
 }
 

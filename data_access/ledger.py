@@ -721,10 +721,12 @@ def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stre
 
 
 def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
-                  after_write: Callable[[Connection], None] | None = None) -> ImportResult:
+                  after_write: Callable[[Connection], None] | None = None,
+                  refresh_summaries: bool = True) -> ImportResult:
     """Validate every row of every file, then write all of it in one transaction.
 
-    Raises ImportFailed (with every error) and writes nothing when any row is invalid.
+    Raises ImportFailed (with every error) and writes nothing when any row is invalid. The metric
+    summaries are refreshed in the same transaction, so they always match the ledger.
     """
     path = Path(path)
     sheets, warnings = read_ledger(path)
@@ -739,6 +741,10 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
                 write_table(conn, parsed[table], result, progress_stream)
         if parsed.get("regions") and (result.inserted["regions"] or result.updated["regions"]):
             refresh_ancestors(conn)
+        if refresh_summaries and parsed:
+            from .summary import refresh
+
+            refresh(conn)
         if after_write is not None:
             after_write(conn)
     return result

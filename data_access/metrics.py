@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import (
+    String,
     and_,
     case,
     distinct,
@@ -119,14 +120,6 @@ def in_scope(household) -> ColumnElement:
 def department_based(helper, unit) -> ColumnElement:
     """第六条/第十二条(二): a province-level unit's helper with a department pairs by department."""
     return and_(unit.c.level == "province", func.coalesce(helper.c.department, "") != "")
-
-
-def visitor_key(helper, unit) -> ColumnElement:
-    """Who may make a pairing's visits: the department (unit+department) or the helper alone."""
-    return case(
-        (department_based(helper, unit), literal("D:") + unit.c.unit_id + literal("|") + helper.c.department),
-        else_=literal("H:") + helper.c.helper_id,
-    )
 
 
 def group_key(region, by: str) -> ColumnElement:
@@ -255,53 +248,57 @@ def _unit_pairs(d: dt.date):
 # --------------------------------------------------------------------------------------------
 
 
-def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: bool):
+    """M1 fact rows. Region mode: one row per in-scope household (village_code; households=1,
+    covered, weak). Assigned mode (第七条): one row per (unit, in-scope household of a village assigned
+    to the unit on the date), covered/weak counting only pairings with that unit's helpers."""
+    hh = T_HH.alias("hh")
+    r = T_REG.alias("r")
+    hp = _active_household_helpers(as_of)
+    region_ok = _region_filter(conn, r, scope.region)
+    if assigned:
+        au = _assigned_villages(as_of, scope.unit)
+        hu = _unit_pairs(as_of)
+        covered_by_unit = hu.c.household_id.is_not(None)
+        return (
+            select(
+                hh.c.village_code.label("village_code"),
+                au.c.unit_id.label("unit_id"),
+                literal(1).label("households"),
+                case((covered_by_unit, 1), else_=0).label("covered"),
+                case((and_(covered_by_unit, _weak_expr(hh, hp)), 1), else_=0).label("weak"),
+            )
+            .select_from(
+                au.join(hh, hh.c.village_code == au.c.village_code)
+                .join(r, r.c.code == hh.c.village_code)
+                .outerjoin(hu, and_(hu.c.household_id == hh.c.household_id, hu.c.unit_id == au.c.unit_id))
+                .outerjoin(hp, hp.c.household_id == hh.c.household_id)
+            )
+            .where(in_scope(hh), region_ok)
+        )
+    return (
+        select(
+            hh.c.village_code.label("village_code"),
+            literal(None, String).label("unit_id"),
+            literal(1).label("households"),
+            case((hp.c.household_id.is_not(None), 1), else_=0).label("covered"),
+            case((_weak_expr(hh, hp), 1), else_=0).label("weak"),
+        )
+        .select_from(hh.join(r, r.c.code == hh.c.village_code).outerjoin(hp, hp.c.household_id == hh.c.household_id))
+        .where(in_scope(hh), region_ok)
+    )
+
+
+def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
     """M1. By region: households of the region. By unit (or with a unit scope): assigned-village
     coverage — households in the unit's villages assigned on the date, covered by that unit's helpers."""
     _check_by(by)
+    assigned = by == "unit" or bool(scope.unit)
+    kind = "coverage_assigned" if assigned else "coverage"
     with Conn(bind) as conn:
-        hh = T_HH.alias("hh")
-        r = T_REG.alias("r")
-        hp = _active_household_helpers(as_of)
-        region_ok = _region_filter(conn, r, scope.region)
-        if by == "unit" or scope.unit:
-            au = _assigned_villages(as_of, scope.unit)
-            hu = _unit_pairs(as_of)
-            covered_by_unit = hu.c.household_id.is_not(None)
-            key = au.c.unit_id if by == "unit" else group_key(r, by)
-            q = (
-                select(
-                    key.label("code"),
-                    func.count().label("households"),
-                    func.sum(case((covered_by_unit, 1), else_=0)).label("covered"),
-                    func.sum(case((and_(covered_by_unit, _weak_expr(hh, hp)), 1), else_=0)).label("weak"),
-                )
-                .select_from(
-                    au.join(hh, hh.c.village_code == au.c.village_code)
-                    .join(r, r.c.code == hh.c.village_code)
-                    .outerjoin(hu, and_(hu.c.household_id == hh.c.household_id, hu.c.unit_id == au.c.unit_id))
-                    .outerjoin(hp, hp.c.household_id == hh.c.household_id)
-                )
-                .where(in_scope(hh), region_ok)
-                .group_by(key)
-            )
-        else:
-            key = group_key(r, by)
-            q = (
-                select(
-                    key.label("code"),
-                    func.count().label("households"),
-                    func.count(hp.c.household_id).label("covered"),
-                    func.sum(case((_weak_expr(hh, hp), 1), else_=0)).label("weak"),
-                )
-                .select_from(
-                    hh.join(r, r.c.code == hh.c.village_code).outerjoin(hp, hp.c.household_id == hh.c.household_id)
-                )
-                .where(in_scope(hh), region_ok)
-                .group_by(key)
-            )
-        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["coverage"]])
-        return _finish(conn, df, "coverage", by)
+        rows = _rows_or_summary(conn, kind, as_of, scope, summary,
+                                lambda: _coverage_rows(conn, as_of, scope, assigned))
+        return _aggregate(conn, rows, "coverage", by, "village")
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,31 +330,34 @@ def _helper_group_key(u, ur, by: str) -> ColumnElement:
     return u.c.unit_id if by == "unit" else group_key(ur, by)
 
 
-def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+def _cap_rows(conn: Connection, as_of: dt.date, scope: Scope):
+    """M2 fact rows: one per helper with load >= 1 (unit_id; helpers=1, violators, excess)."""
+    loads = _helper_loads(as_of)
+    h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+    over = loads.c.load > CAP
+    return (
+        select(
+            literal(None, String).label("village_code"),
+            h.c.unit_id.label("unit_id"),
+            literal(1).label("helpers"),
+            case((over, 1), else_=0).label("violators"),
+            case((over, loads.c.load - CAP), else_=0).label("excess"),
+        )
+        .select_from(
+            loads.join(h, h.c.helper_id == loads.c.helper_id)
+            .join(u, u.c.unit_id == h.c.unit_id)
+            .join(ur, ur.c.code == u.c.region_code)
+        )
+        .where(*_helper_scope(conn, h, u, ur, scope))
+    )
+
+
+def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
     """M2, grouped by the helper's sending unit or that unit's region."""
     _check_by(by)
     with Conn(bind) as conn:
-        loads = _helper_loads(as_of)
-        h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
-        key = _helper_group_key(u, ur, by)
-        over = loads.c.load > CAP
-        q = (
-            select(
-                key.label("code"),
-                func.count().label("helpers"),
-                func.sum(case((over, 1), else_=0)).label("violators"),
-                func.sum(case((over, loads.c.load - CAP), else_=0)).label("excess"),
-            )
-            .select_from(
-                loads.join(h, h.c.helper_id == loads.c.helper_id)
-                .join(u, u.c.unit_id == h.c.unit_id)
-                .join(ur, ur.c.code == u.c.region_code)
-            )
-            .where(*_helper_scope(conn, h, u, ur, scope))
-            .group_by(key)
-        )
-        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["cap"]])
-        return _finish(conn, df, "cap", by)
+        rows = _rows_or_summary(conn, "cap", as_of, scope, summary, lambda: _cap_rows(conn, as_of, scope))
+        return _aggregate(conn, rows, "cap", by, "unit")
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,29 +423,24 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
     return ps, ref, cutoff
 
 
-def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+def _cadence_rows(conn: Connection, as_of: dt.date, scope: Scope):
+    """M3 fact rows: one per active in-scope pairing (household's village, helper's unit;
+    active_pairings=1, overdue)."""
+    ps, ref, cutoff = _pairing_status(conn, as_of, scope)
+    return select(
+        ps.c.village_code.label("village_code"),
+        ps.c.unit_id.label("unit_id"),
+        literal(1).label("active_pairings"),
+        case((ref < cutoff, 1), else_=0).label("overdue"),
+    ).select_from(ps)
+
+
+def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
     """M3: active in-scope pairings and the overdue ones, by household region or helper unit."""
     _check_by(by)
     with Conn(bind) as conn:
-        ap, ref, cutoff = _pairing_status(conn, as_of, scope)
-        base = ap
-        if by == "unit":
-            key = ap.c.unit_id
-        else:
-            gr = T_REG.alias("gr")
-            base = base.join(gr, gr.c.code == ap.c.village_code)
-            key = group_key(gr, by)
-        q = (
-            select(
-                key.label("code"),
-                func.count().label("active_pairings"),
-                func.sum(case((ref < cutoff, 1), else_=0)).label("overdue"),
-            )
-            .select_from(base)
-            .group_by(key)
-        )
-        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["cadence"]])
-        return _finish(conn, df, "cadence", by)
+        rows = _rows_or_summary(conn, "cadence", as_of, scope, summary, lambda: _cadence_rows(conn, as_of, scope))
+        return _aggregate(conn, rows, "cadence", by, "village")
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,38 +448,43 @@ def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.
 # --------------------------------------------------------------------------------------------
 
 
-def ratings(bind, year: int, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+def _ratings_rows(conn: Connection, year: int, scope: Scope):
+    """M4 fact rows: one per helper rated for the year or paired during it (unit_id; a 1 in the
+    grade's field, or in missing)."""
+    h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+    rt = T_RATE.alias("rt")
+    p, hh = T_PAIR.alias("yp"), T_HH.alias("yh")
+    paired = (
+        select(p.c.helper_id)
+        .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
+        .where(active_in_year(p, year), in_scope(hh))
+        .distinct()
+        .subquery("paired")
+    )
+    return (
+        select(
+            literal(None, String).label("village_code"),
+            h.c.unit_id.label("unit_id"),
+            *[case((rt.c.grade == g, 1), else_=0).label(g) for g in schema.GRADES],
+            case((and_(rt.c.grade.is_(None), paired.c.helper_id.is_not(None)), 1), else_=0).label("missing"),
+        )
+        .select_from(
+            h.join(u, u.c.unit_id == h.c.unit_id)
+            .join(ur, ur.c.code == u.c.region_code)
+            .outerjoin(rt, and_(rt.c.helper_id == h.c.helper_id, rt.c.year == year))
+            .outerjoin(paired, paired.c.helper_id == h.c.helper_id)
+        )
+        .where(or_(rt.c.grade.is_not(None), paired.c.helper_id.is_not(None)), *_helper_scope(conn, h, u, ur, scope))
+    )
+
+
+def ratings(bind, year: int, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
     """M4 for year Y: helpers per grade, and helpers paired during Y with no rating for Y."""
     _check_by(by)
     with Conn(bind) as conn:
-        h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
-        rt = T_RATE.alias("rt")
-        p, hh = T_PAIR.alias("yp"), T_HH.alias("yh")
-        paired = (
-            select(p.c.helper_id)
-            .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-            .where(active_in_year(p, year), in_scope(hh))
-            .distinct()
-            .subquery("paired")
-        )
-        key = _helper_group_key(u, ur, by)
-        q = (
-            select(
-                key.label("code"),
-                *[func.sum(case((rt.c.grade == g, 1), else_=0)).label(g) for g in schema.GRADES],
-                func.sum(case((and_(rt.c.grade.is_(None), paired.c.helper_id.is_not(None)), 1), else_=0)).label("missing"),
-            )
-            .select_from(
-                h.join(u, u.c.unit_id == h.c.unit_id)
-                .join(ur, ur.c.code == u.c.region_code)
-                .outerjoin(rt, and_(rt.c.helper_id == h.c.helper_id, rt.c.year == year))
-                .outerjoin(paired, paired.c.helper_id == h.c.helper_id)
-            )
-            .where(or_(rt.c.grade.is_not(None), paired.c.helper_id.is_not(None)), *_helper_scope(conn, h, u, ur, scope))
-            .group_by(key)
-        )
-        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["ratings"]])
-        return _finish(conn, df, "ratings", by)
+        rows = _rows_or_summary(conn, "ratings", dt.date(year, 12, 31), scope, summary,
+                                lambda: _ratings_rows(conn, year, scope))
+        return _aggregate(conn, rows, "ratings", by, "unit")
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,30 +500,58 @@ def _unapproved_cond(p) -> ColumnElement:
     return or_(p.c.approved.is_(None), p.c.approved == false())
 
 
-def replacements(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+def _replacement_rows(conn: Connection, as_of: dt.date, scope: Scope):
+    """M5 fact rows: one per replacement ended on or before the date (unit_id; replacements=1, unapproved)."""
+    p, hh = T_PAIR.alias("p"), T_HH.alias("hh")
+    h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+    return (
+        select(
+            literal(None, String).label("village_code"),
+            h.c.unit_id.label("unit_id"),
+            literal(1).label("replacements"),
+            case((_unapproved_cond(p), 1), else_=0).label("unapproved"),
+        )
+        .select_from(
+            p.join(hh, hh.c.household_id == p.c.household_id)
+            .join(h, h.c.helper_id == p.c.helper_id)
+            .join(u, u.c.unit_id == h.c.unit_id)
+            .join(ur, ur.c.code == u.c.region_code)
+        )
+        .where(_replacement_cond(p, as_of), in_scope(hh), *_helper_scope(conn, h, u, ur, scope))
+    )
+
+
+def replacements(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
     """M5: replacements ended on or before the date, and those without county approval."""
     _check_by(by)
     with Conn(bind) as conn:
-        p, hh = T_PAIR.alias("p"), T_HH.alias("hh")
-        h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
-        key = _helper_group_key(u, ur, by)
-        q = (
-            select(
-                key.label("code"),
-                func.count().label("replacements"),
-                func.sum(case((_unapproved_cond(p), 1), else_=0)).label("unapproved"),
-            )
-            .select_from(
-                p.join(hh, hh.c.household_id == p.c.household_id)
-                .join(h, h.c.helper_id == p.c.helper_id)
-                .join(u, u.c.unit_id == h.c.unit_id)
-                .join(ur, ur.c.code == u.c.region_code)
-            )
-            .where(_replacement_cond(p, as_of), in_scope(hh), *_helper_scope(conn, h, u, ur, scope))
-            .group_by(key)
+        rows = _rows_or_summary(conn, "replacements", as_of, scope, summary,
+                                lambda: _replacement_rows(conn, as_of, scope))
+        return _aggregate(conn, rows, "replacements", by, "unit")
+
+
+def _photo_rows(conn: Connection, start: dt.date, end: dt.date, scope: Scope):
+    """M6 fact rows: one per in-home visit to an in-scope household dated start..end."""
+    v, hh, hr = T_VIS.alias("v"), T_HH.alias("hh"), T_REG.alias("hr")
+    h = T_HELP.alias("h")
+    q = (
+        select(
+            hh.c.village_code.label("village_code"),
+            h.c.unit_id.label("unit_id"),
+            literal(1).label("in_home_visits"),
+            case((v.c.photo_uploaded == true(), 1), else_=0).label("with_photo"),
         )
-        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["replacements"]])
-        return _finish(conn, df, "replacements", by)
+        .select_from(
+            v.join(hh, hh.c.household_id == v.c.household_id)
+            .join(hr, hr.c.code == hh.c.village_code)
+            .join(h, h.c.helper_id == v.c.helper_id)
+        )
+        .where(v.c.mode == "in_home", v.c.visit_date >= start, v.c.visit_date <= end, in_scope(hh),
+               _region_filter(conn, hr, scope.region))
+    )
+    if scope.unit:
+        q = q.where(h.c.unit_id == scope.unit)
+    return q
 
 
 def photos(bind, start: dt.date, end: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
@@ -531,28 +559,41 @@ def photos(bind, start: dt.date, end: dt.date, by: str = "county", scope: Scope 
     By household region, or by the visiting helper's unit."""
     _check_by(by)
     with Conn(bind) as conn:
-        v, hh, hr = T_VIS.alias("v"), T_HH.alias("hh"), T_REG.alias("hr")
-        h = T_HELP.alias("h")
-        key = h.c.unit_id if by == "unit" else group_key(hr, by)
-        q = (
-            select(
-                key.label("code"),
-                func.count().label("in_home_visits"),
-                func.sum(case((v.c.photo_uploaded == true(), 1), else_=0)).label("with_photo"),
-            )
-            .select_from(
-                v.join(hh, hh.c.household_id == v.c.household_id)
-                .join(hr, hr.c.code == hh.c.village_code)
-                .join(h, h.c.helper_id == v.c.helper_id)
-            )
-            .where(v.c.mode == "in_home", v.c.visit_date >= start, v.c.visit_date <= end, in_scope(hh),
-                   _region_filter(conn, hr, scope.region))
-            .group_by(key)
-        )
-        if scope.unit:
-            q = q.where(h.c.unit_id == scope.unit)
-        df = _rows_to_frame(conn.execute(q).all(), ["code", *METRIC_FIELDS["photos"]])
-        return _finish(conn, df, "photos", by)
+        return _aggregate(conn, _photo_rows(conn, start, end, scope).subquery("rows"), "photos", by, "village")
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation over fact rows (live) or stored summary rows: the same sums either way
+# --------------------------------------------------------------------------------------------
+
+
+def _aggregate(conn: Connection, rows, metric: str, by: str, basis: str) -> pd.DataFrame:
+    """Sum a metric's fields over fact rows (columns village_code, unit_id and the fields), grouped
+    by the household's region (basis "village"), the helper unit's region (basis "unit"), or the unit."""
+    fields = METRIC_FIELDS[metric]
+    if by == "unit":
+        src, key = rows, rows.c.unit_id
+    elif basis == "village":
+        gr = T_REG.alias("gr")
+        src, key = rows.join(gr, gr.c.code == rows.c.village_code), group_key(gr, by)
+    else:
+        gu, gur = T_UNIT.alias("gu"), T_REG.alias("gur")
+        src = rows.join(gu, gu.c.unit_id == rows.c.unit_id).join(gur, gur.c.code == gu.c.region_code)
+        key = group_key(gur, by)
+    q = select(key.label("code"), *[func.sum(rows.c[f]).label(f) for f in fields]).select_from(src).group_by(key)
+    df = _rows_to_frame(conn.execute(q).all(), ["code", *fields])
+    return _finish(conn, df, metric, by)
+
+
+def _rows_or_summary(conn: Connection, kind: str, as_of: dt.date, scope: Scope, use_summary: bool, live):
+    """The stored summary rows for (kind, date) when they exist, else the live fact rows."""
+    if use_summary:
+        from .summary import summary_rows
+
+        rows = summary_rows(conn, kind, as_of, scope)
+        if rows is not None:
+            return rows
+    return live().subquery("rows")
 
 
 METRICS = {
@@ -563,10 +604,11 @@ METRICS = {
 }
 
 
-def compute(bind, metric: str, by: str, as_of: dt.date, scope: Scope = ALL, year: int | None = None) -> pd.DataFrame:
+def compute(bind, metric: str, by: str, as_of: dt.date, scope: Scope = ALL, year: int | None = None,
+            summary: bool = False) -> pd.DataFrame:
     """Dispatch used by the CLI: the ratings year defaults to the year before as_of's."""
     if metric == "ratings":
-        return ratings(bind, year if year is not None else as_of.year - 1, by, scope)
+        return ratings(bind, year if year is not None else as_of.year - 1, by, scope, summary=summary)
     if metric not in METRICS:
         raise ValueError(f"unknown metric '{metric}'")
-    return METRICS[metric](bind, as_of, by, scope)
+    return METRICS[metric](bind, as_of, by, scope, summary=summary)

@@ -153,3 +153,29 @@ END_REASONS = ("illness", "transfer", "discipline", "household_exited", "other")
 REPLACEMENT_REASONS = ("illness", "transfer", "discipline")
 VISIT_MODES = ("in_home", "phone", "sms", "wechat")
 GRADES = ("excellent", "qualified", "unqualified")
+
+# Precomputed metric summaries (issue: province scale). One row per (kind, date, unit, village) with
+# the summed fields of that kind's fact rows (metrics.METRIC_FIELDS order in n1..n4). Written only by
+# summary.refresh — inside each import's transaction and by `bangfu refresh`.
+metric_summary = Table(
+    "metric_summary",
+    metadata,
+    Column("kind", String(20), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("unit_id", String(40)),
+    Column("village_code", String(20)),
+    Column("n1", Integer, nullable=False),
+    Column("n2", Integer, nullable=False),
+    Column("n3", Integer, nullable=False),
+    Column("n4", Integer, nullable=False),
+    Index("ix_metric_summary_kind_date", "kind", "as_of"),
+)
+
+# Which (kind, date) summaries exist; a metric reads metric_summary only for a listed pair.
+summary_snapshots = Table(
+    "summary_snapshots",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("as_of", Date, primary_key=True),
+    Column("refreshed_at", String(32), nullable=False),
+)

@@ -10,18 +10,32 @@ import pytest
 
 from data_access import metrics as m
 from data_access import problems as pb
-from data_access.dates import months_before
+from data_access.dates import last_month_ends, months_before
 from data_access.ledger import import_ledger
 from data_access.metrics import ALL, Scope
+from data_access.summary import refresh_engine
 
 from .conftest import write_ledger
 from .ledgers import HELPERS, V1, V2, V3, base, hh, pr
 
 D = dt.date(2026, 6, 30)
 
+# Every test runs twice: on the live SQL, and on the stored summaries for the dates it asks about.
+SUMMARY_DATES = sorted({*last_month_ends(D, 12), dt.date(2025, 6, 30), dt.date(2026, 7, 1), dt.date(2026, 4, 30),
+                        dt.date(2026, 3, 31), dt.date(2026, 6, 29)})
+PATH = {"mode": "live"}
+
+
+@pytest.fixture(params=["live", "summary"], autouse=True)
+def metric_path(request):
+    PATH["mode"] = request.param
+    yield request.param
+
 
 def load(engine, tmp_path, tables):
-    import_ledger(engine, write_ledger(tmp_path / "ledger", tables))
+    import_ledger(engine, write_ledger(tmp_path / "ledger", tables), refresh_summaries=False)
+    if PATH["mode"] == "summary":
+        refresh_engine(engine, dates=SUMMARY_DATES, years=[2024, 2025])
 
 
 def rows(df, *fields):

@@ -1,0 +1,72 @@
+"""The stored summaries give exactly the live figures, and the metrics really read them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import update
+
+from data_access import metrics as m
+from data_access import schema
+from data_access.ledger import import_ledger
+from data_access.metrics import Scope
+from data_access.summary import available, refresh_engine
+
+from .conftest import write_ledger
+from .test_metrics import D, coverage_ledger
+
+
+def test_metrics_read_the_summary_when_it_exists(engine, tmp_path):
+    import_ledger(engine, write_ledger(tmp_path / "l", coverage_ledger()), refresh_summaries=False)
+    refresh_engine(engine, dates=[D], years=[2025])
+    with engine.connect() as conn:
+        assert available(conn, "coverage", D) and not available(conn, "coverage", dt.date(2026, 6, 29))
+    live = m.coverage(engine, D, "province", summary=False)
+    assert m.coverage(engine, D, "province").equals(live)
+    with engine.begin() as conn:  # tamper with the stored rows: the summary path must show it
+        conn.execute(update(schema.metric_summary).where(schema.metric_summary.c.kind == "coverage")
+                     .values(n1=schema.metric_summary.c.n1 + 100))
+    # three villages in the ledger: three stored coverage rows, each 100 higher
+    assert int(m.coverage(engine, D, "province")["households"].iloc[0]) == int(live["households"].iloc[0]) + 300
+    assert m.coverage(engine, D, "province", summary=False).equals(live)
+
+
+def test_import_refreshes_summaries_for_today(engine, tmp_path):
+    import_ledger(engine, write_ledger(tmp_path / "l", coverage_ledger()))
+    today = dt.date.today()
+    with engine.connect() as conn:
+        assert available(conn, "cadence", today) and available(conn, "ratings", dt.date(today.year - 1, 12, 31))
+
+
+@pytest.fixture
+def demo(engine):
+    from data_access.demo import generate
+
+    generate(engine, households=1500, seed=3, as_of=dt.date(2026, 6, 30))
+    refresh_engine(engine, today=dt.date(2026, 6, 30))
+    return engine
+
+
+def test_summary_equals_live_on_demo_data(demo):
+    """Every metric, grouping and a spread of scopes: stored summaries == live SQL."""
+    d = dt.date(2026, 6, 30)
+    months = [d, dt.date(2025, 7, 31)]
+    with demo.connect() as conn:
+        city = conn.execute(m.select(m.T_REG.c.code).where(m.T_REG.c.level == "city").order_by(m.T_REG.c.code)).scalars().first()
+        county = conn.execute(m.select(m.T_REG.c.code).where(m.T_REG.c.level == "county").order_by(m.T_REG.c.code)).scalars().first()
+        unit = conn.execute(m.select(m.T_ASSIGN.c.unit_id).order_by(m.T_ASSIGN.c.unit_id)).scalars().first()
+    scopes = [Scope(), Scope(region=city), Scope(region=county), Scope(unit=unit), Scope(region=city, unit=unit)]
+    checked = 0
+    for day in months:
+        for fn in (m.coverage, m.cap, m.cadence, m.replacements):
+            for by in ("province", "city", "county", "unit"):
+                for sc in scopes:
+                    live = fn(demo, day, by, sc, summary=False)
+                    stored = fn(demo, day, by, sc)
+                    assert stored.equals(live), (fn.__name__, day, by, sc)
+                    checked += 1
+    for by in ("city", "unit"):
+        for sc in scopes:
+            assert m.ratings(demo, 2025, by, sc).equals(m.ratings(demo, 2025, by, sc, summary=False))
+    assert checked == 2 * 4 * 4 * 5
