@@ -241,8 +241,11 @@ def cmd_demo(args) -> int:
         raise UsageError("--households 必须是正整数")
     engine = make_engine(args.db)
     upgrade(engine)
-    stats = generate(engine, households=args.households, seed=args.seed, as_of=args.as_of or dt.date.today(),
-                     progress_stream=sys.stderr)
+    from .summary import refresh_engine
+
+    as_of = args.as_of or dt.date.today()
+    stats = generate(engine, households=args.households, seed=args.seed, as_of=as_of, progress_stream=sys.stderr)
+    refresh_engine(engine, today=as_of)
     print(f"演示数据已生成到 {safe_url(str(engine.url))}：" + "，".join(f"{k} {v:,}" for k, v in stats.items()))
     return EXIT_OK
 

@@ -137,5 +137,8 @@ def ensure_demo(engine: Engine, households: int = 20000, seed: int = 1, progress
         return False
     from .demo import generate
 
+    from .summary import refresh_engine
+
     generate(engine, households=households, seed=seed, progress_stream=progress_stream)
+    refresh_engine(engine)
     return True

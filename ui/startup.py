@@ -16,7 +16,7 @@ from .widgets import fail
 log = logging.getLogger("bangfu.ui")
 
 MESSAGES = {
-    "no_schema": "数据库中还没有数据表：请先运行 bangfu db upgrade 建表，再用 bangfu import 导入台账。",
+    "no_schema": "数据库结构尚未建立或不是最新版本：请先运行 bangfu db upgrade，再用 bangfu import 导入台账。",
     "blank": "数据库中还没有贫困户数据：请先用 bangfu import 导入台账。",
     "empty": "数据库中还没有贫困户数据：请先用 bangfu import 导入台账。",
 }
@@ -39,18 +39,22 @@ def ensure_database(url: str) -> None:
 
 
 def _create_demo(url: str) -> None:
+    """The embedded database: bring its schema up to date; generate demo data (and its metric
+    summaries) only when it holds no ledger rows at all."""
     with data.init_lock(url):
         engine = data.engine(url)
-        if database_status(engine) not in ("no_schema", "blank"):  # another session finished first
+        db.upgrade(engine)
+        if database_status(engine) != "blank":  # an older schema with data, or another session finished first
             data.clear()
             return
         try:
             from data_access import demo
+            from data_access.summary import refresh_engine
         except ImportError:
             fail("内置数据库为空，且演示数据生成模块不可用：请用 bangfu import 导入台账。")
             return
         with st.spinner("首次启动，正在生成演示数据…"):
-            db.upgrade(engine)
-            summary = demo.generate(engine, households=20000, seed=1)
-            log.info("demo data generated: %s", summary)
+            stats = demo.generate(engine, households=20000, seed=1)
+            refresh_engine(engine)
+            log.info("demo data generated: %s", stats)
     data.clear()
