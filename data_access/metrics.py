@@ -143,28 +143,32 @@ def _region_filter(conn: Connection, region, code: str | None) -> ColumnElement:
     return region.c[f"{level}_code"] == code
 
 
-def _rows_to_frame(rows, columns) -> pd.DataFrame:
-    df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
-    return df
-
-
-def _finish(conn: Connection, df: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:
-    """Name the groups, drop the empty ones, sort by code, make every field an int."""
+def _finish(conn: Connection, raw_rows, metric: str, by: str) -> pd.DataFrame:
+    """Name the groups, drop the empty ones, sort by code, make every field an int.
+    raw_rows: (code, field, ...) tuples from the database."""
     fields = METRIC_FIELDS[metric]
-    for f in fields:
-        df[f] = pd.to_numeric(df[f]).fillna(0).astype("int64")
-    if metric == "ratings":
-        df = df[df[fields].sum(axis=1) > 0]
-    else:
-        df = df[df[PRIMARY_FIELD[metric]] > 0]
-    df = df[df["code"].notna()].copy()
+    keep = []
+    for r in raw_rows:
+        code, vals = r[0], [int(x or 0) for x in r[1:]]
+        if code is None:
+            continue
+        counted = any(vals) if metric == "ratings" else vals[fields.index(PRIMARY_FIELD[metric])] > 0
+        if counted:
+            keep.append((code, vals))
+    keep.sort(key=lambda x: x[0])
+    codes = [c for c, _ in keep]
     if by == "unit":
-        names = dict(conn.execute(select(T_UNIT.c.unit_id, T_UNIT.c.name).where(T_UNIT.c.unit_id.in_(list(df["code"])))).all()) if len(df) else {}
-        df["name"] = [names.get(c, c) for c in df["code"]]
+        names = {}
+        for part in range(0, len(codes), 500):
+            chunk = codes[part : part + 500]
+            names.update(conn.execute(select(T_UNIT.c.unit_id, T_UNIT.c.name).where(T_UNIT.c.unit_id.in_(chunk))).all())
+        name_list = [names.get(c, c) for c in codes]
     else:
-        df["name"] = region_group_names(conn, list(df["code"]), by)
-    df = df.sort_values("code", kind="stable").reset_index(drop=True)
-    return df[["code", "name", *fields]]
+        name_list = region_group_names(conn, codes, by)
+    data = {"code": codes, "name": name_list}
+    for i, f in enumerate(fields):
+        data[f] = pd.Series([v[i] for _, v in keep], dtype="int64")
+    return pd.DataFrame(data, columns=["code", "name", *fields])
 
 
 def region_group_names(conn: Connection, codes: list[str], by: str) -> list[str]:
@@ -581,8 +585,7 @@ def _aggregate(conn: Connection, rows, metric: str, by: str, basis: str) -> pd.D
         src = rows.join(gu, gu.c.unit_id == rows.c.unit_id).join(gur, gur.c.code == gu.c.region_code)
         key = group_key(gur, by)
     q = select(key.label("code"), *[func.sum(rows.c[f]).label(f) for f in fields]).select_from(src).group_by(key)
-    df = _rows_to_frame(conn.execute(q).all(), ["code", *fields])
-    return _finish(conn, df, metric, by)
+    return _finish(conn, conn.execute(q).all(), metric, by)
 
 
 def _rows_or_summary(conn: Connection, kind: str, as_of: dt.date, scope: Scope, use_summary: bool, live):
