@@ -7,18 +7,21 @@ become one plain sentence (ui.widgets.guard), never a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import boot, data
 from ui.startup import ensure_database
 from ui.widgets import guard
 
-st.set_page_config(page_title="帮扶责任人监测看板", page_icon=":material/monitoring:", layout="wide",
+st.set_page_config(page_title="帮扶责任人监测看板", page_icon=str(Path(__file__).parent / "ui" / "static" / "icon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
 PAGES = {
     # the default page is served at the root URL ("home" only reserves a name; /overview is an alias below)
     "overview": st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", url_path="home", default=True),
+    "map": st.Page("pages/map.py", title="地图", icon=":material/map:", url_path="map"),
     "coverage": st.Page("pages/coverage.py", title="结对覆盖", icon=":material/handshake:", url_path="coverage"),
     "cap": st.Page("pages/cap.py", title="帮扶上限", icon=":material/balance:", url_path="cap"),
     "cadence": st.Page("pages/cadence.py", title="走访频次", icon=":material/home_work:", url_path="cadence"),

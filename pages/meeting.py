@@ -7,7 +7,7 @@ import html
 
 import streamlit as st
 
-from ui import charts, data, filters, theme
+from ui import charts, data, filters, maps, theme
 from ui import format as fmt
 from ui.boot import require_app
 from ui.widgets import PLOTLY_CONFIG
@@ -84,6 +84,8 @@ def screen():
         unsafe_allow_html=True,
     )
     child = f.child
+    # the map of the counties beside the ranking (province or city scope: below, a county is one polygon)
+    left, right = st.columns([3, 2]) if f.level in ("province", "city") else (st.container(), None)
     if child:
         rank = data.meeting_ranking(url, d, child, scope)
         if len(rank):
@@ -92,8 +94,11 @@ def screen():
                 rank, "compliance", f"各{filters.level_label(child)}走访合规率排名", "走访合规率", band="compliance",
                 dark=True, height=640, font_size=24, hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"])
             fig.update_layout(transition=dict(duration=0))
-            st.plotly_chart(fig, key="meeting-rank", config={**PLOTLY_CONFIG, "displayModeBar": False},
-                            theme=None)
+            left.plotly_chart(fig, key="meeting-rank", config={**PLOTLY_CONFIG, "displayModeBar": False},
+                              theme=None)
+    if right is not None:
+        with right:
+            maps.meeting_panel(f, d, scope, height=640)
 
 
 screen()

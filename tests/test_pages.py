@@ -278,7 +278,7 @@ def test_meeting_page(app_db):
     assert "每10秒刷新" in text
     css = "\n".join(x.value for x in at.get("html"))
     assert '[data-testid="stSidebar"]' in css and "display: none" in css  # no sidebar on the big screen
-    assert len(at.get("plotly_chart")) == 1  # the one ranking chart
+    assert len(at.get("plotly_chart")) == 2  # the ranking chart and the county map
 
     at = run("meeting", as_of=D, refresh="soon")
     assert "每30秒刷新" in html(at) and "refresh=soon" in html(at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pandas as pd
 import streamlit as st
 
 from data_access import db
@@ -155,6 +156,19 @@ def unit_info(url: str, unit_id: str | None):
 @st.cache_data(ttl=TTL, show_spinner=False)
 def helper_info(url: str, helper_id: str | None):
     return v.helper_info(engine(url), helper_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def map_places(url: str):
+    """City- and county-level regions of the region tree with their city (code, name, level, city_code,
+    city_name): the map's scope and hover text (定州, 辛集 and 雄安新区 are cities of their own here)."""
+    eng = engine(url)
+    cities = v.list_regions(eng, level="city")
+    parts = [cities.assign(city_code=cities["code"], city_name=cities["name"])]
+    for code, name in zip(cities["code"], cities["name"]):
+        kids = v.list_regions(eng, parent_code=code)
+        parts.append(kids[kids["level"] == "county"].assign(city_code=code, city_name=name))
+    return pd.concat(parts, ignore_index=True)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

