@@ -102,3 +102,23 @@ def row_counts(engine) -> dict[str, int]:
 
     with engine.connect() as conn:
         return {n: conn.execute(select(func.count()).select_from(t)).scalar() for n, t in schema.LEDGER_TABLES.items()}
+
+
+# ------------------------------------------------------------------ browser (one Chromium per test run)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium through Playwright's sync API. One per session: a second
+    sync_playwright() while the first is open fails ("Sync API inside the asyncio loop")."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/test.sh installs it
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -29,13 +29,12 @@ from data_access.dates import months_before
 from data_access.metrics import Scope
 from ui import format as fmt
 
+from .conftest import CHROMIUM
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1920, "height": 1080}
 READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 TIMEOUT = 60_000  # ms, for a page's script run (the first run of a fresh server included)
@@ -110,14 +109,6 @@ def server(demo_db, tmp_path_factory):
         text = log_path.read_text(errors="replace")
         if "Traceback" in text:
             print(f"\nStreamlit server log ({log_path}) holds a traceback:\n{text[-4000:]}")
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")

@@ -192,9 +192,6 @@ def test_bad_metric_parameter_warns(app_url):
 # ------------------------------------------------------------------------------------------- browser
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 LOCAL = {"127.0.0.1", "localhost"}
 # Nothing may leave the machine: the favicon is a local file (a Material Symbols page_icon would be
@@ -245,12 +242,9 @@ def streamlit_server(url: str, log_path: Path):
 
 
 @pytest.mark.browser
-def test_map_renders_offline_in_chromium(demo_url, tmp_path):
+def test_map_renders_offline_in_chromium(demo_url, tmp_path, browser):
     """/map with every request to another host aborted: the 167 counties are drawn (WebGL, software
     rendering), nothing of the map asked for the network; a click on a county opens its page."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     shots = ROOT / "screenshots"
     shots.mkdir(exist_ok=True)
     external: list[str] = []
@@ -262,10 +256,9 @@ def test_map_renders_offline_in_chromium(demo_url, tmp_path):
             external.append(r.request.url)
             r.abort()
 
-    with streamlit_server(demo_url, tmp_path / "streamlit.log") as base, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with streamlit_server(demo_url, tmp_path / "streamlit.log") as base:
+        ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
         try:
-            ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
             ctx.set_default_timeout(60_000)
             page = ctx.new_page()
             page.route("**/*", route)
@@ -303,7 +296,7 @@ def test_map_renders_offline_in_chromium(demo_url, tmp_path):
             assert parse_qs(urlparse(page.url).query).get("region") == ["130682"]
             page.locator("h1", has_text="结对覆盖").first.wait_for()
         finally:
-            browser.close()
+            ctx.close()
     print(f"requests to other hosts (aborted): {external or 'none'}")
     unexpected = [u for u in external if not u.startswith(KNOWN_EXTERNAL)]
     assert not unexpected, f"the page asked for the network: {unexpected}"
