@@ -16,6 +16,10 @@ from ui.widgets import click_chart, kpi, problem_list
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
 
+# The "worst units" chart compares units with enough active pairings for a rate to mean something (with
+# 1–2 pairings one late visit makes 0% or 50%); relaxed to the fallback when too few units qualify.
+MIN_PAIRINGS, MIN_PAIRINGS_FALLBACK, WORST_N = 10, 3, 15
+
 f = filters.filter_bar("pages/cadence.py")
 st.title("走访频次")
 filters.scope_caption(f)
@@ -45,7 +49,7 @@ with left:
         else:
             df["compliance"] = 1 - df["overdue"] / df["active_pairings"]
             fig = charts.ranking_bar(df, "compliance", f"各{label}走访合规率", "走访合规率", band="compliance",
-                                     hover=hover, y_title=label)
+                                     hover=hover)
             click_chart(fig, "cadence-rank", f, filters.drill_to)
             st.caption(f"点击条形下钻到该{label}。")
     else:
@@ -56,23 +60,33 @@ with right:
         st.info("当前范围内没有在帮结对。")
     else:
         units["compliance"] = 1 - units["overdue"] / units["active_pairings"]
-        worst = units.sort_values(["compliance", "code"], kind="stable").head(15)
-        fig = charts.ranking_bar(worst, "compliance", "走访合规率最低的派出单位（后15）", "走访合规率",
-                                 band="compliance", hover=hover, order="asc", y_title="派出单位")
-        click_chart(fig, "cadence-units", f, filters.open_unit)
-        st.caption("点击条形打开该单位页。")
+        least = MIN_PAIRINGS
+        if (units["active_pairings"] >= least).sum() < WORST_N:
+            least = MIN_PAIRINGS_FALLBACK
+        ranked = units[units["active_pairings"] >= least]
+        if ranked.empty:
+            st.info(f"当前范围内没有在帮结对不少于{least}个的派出单位，不作单位排名。")
+        else:
+            worst = ranked.sort_values(["compliance", "active_pairings", "code"], ascending=[True, False, True],
+                                       kind="stable").head(WORST_N)
+            fig = charts.ranking_bar(worst, "compliance", f"走访合规率最低的派出单位（后{WORST_N}）", "走访合规率",
+                                     band="compliance", hover=hover, order="asc", note="{overdue}/{active_pairings}")
+            click_chart(fig, "cadence-units", f, filters.open_unit)
+            rule = f"只比较在帮结对不少于{least}个的单位（{len(units):,} 个中的 {len(ranked):,} 个）"
+            if least < MIN_PAIRINGS:
+                rule += f"，因不少于{MIN_PAIRINGS}个的不足{WORST_N}个而放宽"
+            st.caption(f"{rule}；括号内为逾期/在帮结对数。点击条形打开该单位页。")
 
 gaps = data.gaps(url, d, scope)
 if len(gaps):
     click_chart(charts.gap_histogram(gaps, d), "cadence-gaps", f)
-    st.caption("每个在帮结对距最近一次入户走访（未走访的从结对开始算起）的天数；虚线为约2个月（61天）和约4个月（122天）。"
-               "是否逾期按日历月精确判断。")
+    st.caption("每个在帮结对距最近一次入户走访（未走访的从结对开始算起）的天数，每栏15天，180天及以上的合为最右一栏；"
+               "虚线为约2个月（61天）和约4个月（122天）。是否逾期按日历月精确判断。")
 
 if child:
     photos = data.photos(url, start, d, child, scope)
     if len(photos):
-        click_chart(charts.photo_bars(photos, f"各{filters.level_label(child)}近12个月入户走访照片上传率",
-                                       y_title=filters.level_label(child)),
+        click_chart(charts.photo_bars(photos, f"各{filters.level_label(child)}近12个月入户走访照片上传率"),
                     "cadence-photos", f, filters.drill_to)
 
 st.subheader("走访逾期结对清单")

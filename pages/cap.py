@@ -37,7 +37,7 @@ with left:
             st.info("当前范围内没有在帮责任人。")
         else:
             fig = charts.ranking_bar(df, "violators", f"各{label}超上限责任人数", "超上限责任人", kind="count",
-                                     hover=hover, y_title=label)
+                                     hover=hover)
             click_chart(fig, "cap-rank", f, filters.drill_to)
             st.caption(f"点击条形下钻到该{label}；「省直」「市直」为上级派出单位汇总。")
     else:
@@ -49,7 +49,7 @@ with right:
     else:
         top = units.sort_values(["violators", "excess", "code"], ascending=[False, False, True]).head(15)
         fig = charts.ranking_bar(top, "violators", "超上限责任人最多的派出单位（前15）", "超上限责任人", kind="count",
-                                 hover=hover, y_title="派出单位")
+                                 hover=hover)
         click_chart(fig, "cap-units", f, filters.open_unit)
         st.caption("点击条形打开该单位页。")
 

@@ -39,11 +39,13 @@ if child:
         df["uncovered"] = df["households"] - df["covered"]
         df["rate"] = df["covered"] / df["households"]
         df["weak_rate"] = df["weak"] / df["covered"].where(df["covered"] > 0)
+        # chart and table in the same order: lowest coverage first (where to act), ties by code
+        df = df.sort_values(["rate", "code"], kind="stable").reset_index(drop=True)
         left, right = st.columns([3, 2])
         with left:
-            fig = charts.ranking_bar(df, "rate", f"各{label}结对覆盖率", "覆盖率", band="coverage",
-                                     hover=["在帮贫困户：{households:,} 户", "未覆盖：{uncovered:,} 户",
-                                            "弱结对：{weak:,} 户"], y_title=label)
+            fig = charts.ranking_bar(df, "rate", f"各{label}结对覆盖率（由低到高）", "覆盖率", band="coverage",
+                                     order="asc", hover=["在帮贫困户：{households:,} 户", "未覆盖：{uncovered:,} 户",
+                                                         "弱结对：{weak:,} 户"])
             click_chart(fig, "coverage-rank", f, filters.drill_to)
         with right:
             table = df.assign(rate=df["rate"] * 100, weak_rate=df["weak_rate"] * 100)

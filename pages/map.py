@@ -98,7 +98,8 @@ with right:
     ranked = on[on["value"].notna()].sort_values(["value", "code"], ascending=[M.higher_better, True], kind="stable")
     st.markdown(f"**各{label}{M.label}**（由差到好，{len(ranked)} 个）")
     scale = 100 if M.percent else 1
-    cols = {"name": label, **({"city": "所属市"} if level == "county" else {}), "value": M.label, "counts": "数量"}
+    cols = {"name": label, **({"city": "所属市"} if level == "county" else {}), "value": M.label,
+            "short": M.counts_title}
     shown = ranked.assign(value=ranked["value"] * scale)[list(cols)].rename(columns=cols)
     fmt_col = pct_column() if M.percent else st.column_config.NumberColumn(format="%.1f")
     click_table(shown, f"map-table-{metric}-{level}", f, list(ranked["code"]), action,
@@ -109,9 +110,8 @@ with right:
     if off.empty:
         st.caption("所有行都在地图上。")
     else:
-        st.caption("地图上没有对应区域的行：省直、市直派出单位的汇总，以及边界数据中没有的区划（如开发区）。")
-        rest = off.assign(value=off["value"] * scale)[["name", "value", "note", "counts"]].rename(
-            columns={"name": "名称", "value": M.label, "note": "原因", "counts": "数量"})
+        st.caption("地图上没有对应区域的行：省直、市直派出单位的汇总（不属于任何县），以及边界数据中没有的区划（如开发区）。")
+        rest = off.assign(value=off["value"] * scale)[["name", "value", "note", "short"]].rename(
+            columns={"name": "名称", "value": M.label, "note": "原因", "short": M.counts_title})
         st.dataframe(rest, hide_index=True, key=maps.chart_key("map-off", f, metric, level),
-                     column_config={M.label: fmt_col, "名称": st.column_config.TextColumn(width="small"),
-                                    "原因": st.column_config.TextColumn(width="medium")})
+                     column_config={M.label: fmt_col})

@@ -52,10 +52,13 @@ st.html(f"""
 """)
 
 
-def tile(label: str, value: str, color: str, note: str) -> str:
+def tile(label: str, value: str, color: str, note: str, note_color: str | None = None) -> str:
+    """A figure in the palette's meaning: a rate by its display band, a count of problems by
+    theme.count_color (zero green, any other red) — never a count coloured by a rate."""
+    style = f' style="color:{note_color}"' if note_color else ""
     return (f'<div class="bf-tile"><div class="bf-label">{html.escape(label)}</div>'
             f'<div class="bf-value" style="color:{color}">{html.escape(value)}</div>'
-            f'<div class="bf-note">{html.escape(note)}</div></div>')
+            f'<div class="bf-note"{style}>{html.escape(note)}</div></div>')
 
 
 @st.fragment(run_every=refresh)
@@ -74,8 +77,8 @@ def screen():
         '<div class="bf-tiles">'
         + tile("结对覆盖率", fmt.pct(cov_rate), theme.band_color(cov_rate, "coverage", dark=True),
                f"未覆盖 {fmt.num(cov['households'] - cov['covered'])} 户 / 共 {fmt.num(cov['households'])} 户")
-        + tile("走访逾期结对", fmt.num(cad["overdue"]), theme.band_color(compliance, "compliance", dark=True),
-               f"走访合规率 {fmt.pct(compliance)}")
+        + tile("走访逾期结对", fmt.num(cad["overdue"]), theme.count_color(cad["overdue"], dark=True),
+               f"走访合规率 {fmt.pct(compliance)}", theme.band_color(compliance, "compliance", dark=True))
         + tile("超上限责任人", fmt.num(cap["violators"]), theme.count_color(cap["violators"], dark=True),
                f"共 {fmt.num(cap['helpers'])} 名在帮责任人")
         + tile("未批准调换", fmt.num(rep["unapproved"]), theme.count_color(rep["unapproved"], dark=True),
@@ -94,8 +97,7 @@ def screen():
                 rank, "compliance", f"各{filters.level_label(child)}走访合规率排名", "走访合规率", band="compliance",
                 dark=True, height=640, font_size=24, hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"])
             fig.update_layout(transition=dict(duration=0))
-            left.plotly_chart(fig, key="meeting-rank", config={**PLOTLY_CONFIG, "displayModeBar": False},
-                              theme=None)
+            left.plotly_chart(fig, key="meeting-rank", config=PLOTLY_CONFIG, theme=None)
     if right is not None:
         with right:
             maps.meeting_panel(f, d, scope, height=640)

@@ -66,8 +66,8 @@ kpi(c[5], f"{f.year}年度优秀占比", fmt.pct(s_now["excellent"]), fmt.pp_del
     neutral=True,
     help=(f"{f.year}年度考核：优秀 {fmt.pct(s_now['excellent'])}、合格 {fmt.pct(s_now['qualified'])}、"
           f"不合格 {fmt.pct(s_now['unqualified'])}，未考核 {fmt.num(rt['missing'])} 人。考核按年度进行，变化与上一年度相比。"))
-c[5].caption(f"优秀 {fmt.pct(s_now['excellent'])} · 合格 {fmt.pct(s_now['qualified'])} · "
-             f"不合格 {fmt.pct(s_now['unqualified'])} · 未考核 {fmt.num(rt['missing'])} 人")
+# one short line under the tile (优秀 is the tile's value; 未考核 is in the help text)
+c[5].caption(f"合格 {fmt.pct(s_now['qualified'])} · 不合格 {fmt.pct(s_now['unqualified'])}")
 
 st.divider()
 left, right = st.columns([1, 1])
@@ -79,7 +79,7 @@ with left:
         label = filters.level_label(child)
         fig = charts.ranking_bar(
             cad, "compliance", f"各{label}走访合规率排名", "走访合规率", band="compliance",
-            hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"], y_title=label)
+            hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"])
         click_chart(fig, "overview-rank", f, filters.drill_to)
         st.caption(f"点击条形可下钻到该{label}。")
     else:

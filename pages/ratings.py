@@ -53,8 +53,7 @@ else:
     else:
         title = f"{year}年度各{filters.level_label(by)}考核等次占比"
         action = filters.drill_to
-    y_title = "派出单位" if by == "unit" else filters.level_label(by)
-    click_chart(charts.grade_shares(df, title, y_title=y_title), "ratings-shares", f, action)
+    click_chart(charts.grade_shares(df, title), "ratings-shares", f, action)
     st.caption("点击条形" + ("打开该单位页。" if by == "unit" else "下钻到该区划。") + "「省直」「市直」为上级派出单位汇总。")
 
 st.subheader("未考核责任人")

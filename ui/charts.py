@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -20,9 +21,11 @@ def _height(n: int, per: int = 30, base: int = 120, lo: int = 260, hi: int = 140
 def ranking_bar(df: pd.DataFrame, value: str, title: str, axis_title: str, *, kind: str = "rate",
                 band: str | None = None, hover: list[str] | None = None, order: str = "desc",
                 dark: bool = False, height: int | None = None, label: str = "name", code: str = "code",
-                font_size: int | None = None, y_title: str | None = None) -> go.Figure:
+                font_size: int | None = None, note: str | None = None) -> go.Figure:
     """Horizontal bars sorted top-down by value (`order` 'desc' or 'asc'). `kind` 'rate' (0..1, shown
     as %, coloured by the display band) or 'count' of problems (zero green, else red).
+    `note`: a format string over the row appended to each bar's label, e.g. "{overdue}/{active_pairings}".
+    No y-axis title: the chart title names the rows (各市…, …的派出单位).
     customdata[0] is the row's code (for clicks), customdata[1] the hover text."""
     d = df.copy()
     d = d[d[value].notna()]
@@ -33,22 +36,25 @@ def ranking_bar(df: pd.DataFrame, value: str, title: str, axis_title: str, *, ki
     else:
         colors = [theme.count_color(x, dark) for x in d[value]]
         text = [num(x) for x in d[value]]
+    shown = [f"{t}（{note.format(**r)}）" for t, (_, r) in zip(text, d.iterrows())] if note else text
     hover_text = []
     for i, (_, r) in enumerate(d.iterrows()):
         lines = [f"<b>{r[label]}</b>", f"{axis_title}：{text[i]}"] + [line.format(**r) for line in (hover or [])]
         hover_text.append("<br>".join(lines))
     fig = go.Figure(
         go.Bar(
-            x=d[value], y=d[label], orientation="h", marker_color=colors, text=text, textposition="outside",
+            x=d[value], y=d[label], orientation="h", marker_color=colors, text=shown, textposition="outside",
             cliponaxis=False, customdata=list(zip(d[code], hover_text)), hovertemplate=HOVER,
             textfont=dict(size=font_size) if font_size else None, constraintext="none",
         )
     )
-    theme.style(fig, title, axis_title, y_title, dark=dark, height=height or _height(len(d)), legend=False)
+    theme.style(fig, title, axis_title, dark=dark, height=height or _height(len(d)), legend=False)
     fig.update_yaxes(autorange="reversed", type="category")
     if kind == "rate":
         lo = min([0.0] + [float(x) for x in d[value]])
-        fig.update_xaxes(tickformat=".0%", range=[lo, 1.08])
+        # the axis runs past 100% to leave room for the labels; its ticks stop at 100%
+        fig.update_xaxes(tickformat=".0%", range=[lo, 1.25 if note else 1.08],
+                         tickvals=[x / 5 for x in range(math.floor(lo * 5), 6)])
     else:
         fig.update_xaxes(tickformat=",d", rangemode="tozero")
     fig.update_layout(clickmode="event+select", dragmode=False)
@@ -72,19 +78,31 @@ def trend_lines(tr: pd.DataFrame) -> go.Figure:
     return fig
 
 
+GAP_BIN = 15  # days per bar
+GAP_CAP = 180  # gaps of this many days or more share the last bar
+
+
 def gap_histogram(gaps: pd.DataFrame, as_of: dt.date) -> go.Figure:
     """Distribution of days since the last in-home visit (or pairing start) over active pairings,
-    overdue ones in red; the 2- and 4-month intervals marked."""
+    overdue ones in red, in 15-day bars; gaps of 180 days or more are counted in one last bar
+    ("≥180天") so that a few very old gaps do not stretch the axis. The 2- and 4-month intervals marked."""
+    g = gaps[gaps["gap_days"].notna()]
+    start = (g["gap_days"].clip(lower=0, upper=GAP_CAP) // GAP_BIN * GAP_BIN).astype(int)
+    bins = list(range(0, GAP_CAP + 1, GAP_BIN))
+    spans = [f"{b}–{b + GAP_BIN - 1} 天" if b < GAP_CAP else f"{GAP_CAP} 天及以上" for b in bins]
     fig = go.Figure()
-    bins = dict(start=0, size=15)
     for flag, name, color in ((False, "未逾期", theme.GOOD), (True, "逾期", theme.BAD)):
-        sub = gaps[gaps["is_overdue"] == flag]
-        fig.add_trace(go.Histogram(
-            x=sub["gap_days"], name=name, marker_color=color, xbins=bins,
-            hovertemplate=f"{name}<br>间隔 %{{x}} 天<br>结对数 %{{y:,}}<extra></extra>",
+        counts = start[g["is_overdue"].astype(bool) == flag].value_counts().reindex(bins, fill_value=0)
+        fig.add_trace(go.Bar(
+            x=[b + GAP_BIN / 2 for b in bins], y=list(counts), width=GAP_BIN * 0.95, name=name, marker_color=color,
+            customdata=[[b, f"{name}<br>间隔 {s}<br>结对数 {num(n)}"] for b, s, n in zip(bins, spans, counts)],
+            hovertemplate=HOVER,
         ))
-    fig.update_layout(barmode="stack", bargap=0.05)
+    fig.update_layout(barmode="stack", bargap=0)
     theme.style(fig, "距最近一次入户走访的天数分布", "间隔天数", "结对数", height=380)
+    ticks = list(range(0, GAP_CAP, 30))
+    fig.update_xaxes(range=[0, GAP_CAP + GAP_BIN], tickvals=ticks + [GAP_CAP + GAP_BIN / 2],
+                     ticktext=[str(t) for t in ticks] + [f"≥{GAP_CAP}"])
     for days, text in ((61, "约2个月（一般结对）"), (122, "约4个月（省直处室轮流走访）")):
         fig.add_vline(x=days, line_width=2, line_dash="dash", line_color=theme.WARN,
                       annotation_text=text, annotation_position="top right",
@@ -93,9 +111,9 @@ def gap_histogram(gaps: pd.DataFrame, as_of: dt.date) -> go.Figure:
     return fig
 
 
-def grade_shares(df: pd.DataFrame, title: str, label: str = "name", code: str = "code",
-                 y_title: str | None = None) -> go.Figure:
-    """Stacked 100% bars of excellent / qualified / unqualified / missing per row."""
+def grade_shares(df: pd.DataFrame, title: str, label: str = "name", code: str = "code") -> go.Figure:
+    """Stacked 100% bars of excellent / qualified / unqualified / missing per row, left to right in
+    that order, and the legend in the same order (plotly reverses a stacked chart's legend by default)."""
     d = df.copy()
     d["total"] = d[theme.GRADE_ORDER].sum(axis=1)
     d = d[d["total"] > 0].sort_values(code, kind="stable")
@@ -111,7 +129,8 @@ def grade_shares(df: pd.DataFrame, title: str, label: str = "name", code: str = 
             insidetextanchor="middle",
         ))
     fig.update_layout(barmode="stack", clickmode="event+select", dragmode=False)
-    theme.style(fig, title, "占比", y_title, height=_height(len(d)))
+    theme.style(fig, title, "占比", height=_height(len(d)))
+    fig.update_layout(legend_traceorder="normal")
     fig.update_xaxes(tickformat=".0%", range=[0, 1])
     fig.update_yaxes(autorange="reversed", type="category")
     return fig
@@ -122,7 +141,7 @@ def years_grade_shares(rows: pd.DataFrame) -> go.Figure:
     d = rows.copy()
     d["name"] = [f"{y}年度" for y in d["year"]]
     d["code"] = d["year"].astype(str)
-    fig = grade_shares(d, "历年考核等次分布", y_title="考核年度")
+    fig = grade_shares(d, "历年考核等次分布")
     fig.update_yaxes(autorange=True)
     return fig
 
@@ -151,8 +170,8 @@ def visit_timeline(visits: pd.DataFrame, title: str = "走访记录时间线") -
     return fig
 
 
-def photo_bars(df: pd.DataFrame, title: str, y_title: str | None = None) -> go.Figure:
+def photo_bars(df: pd.DataFrame, title: str) -> go.Figure:
     d = df.copy()
     d["rate"] = d["with_photo"] / d["in_home_visits"]
     return ranking_bar(d, "rate", title, "照片上传率", band="photos",
-                       hover=["入户走访：{in_home_visits:,} 次", "上传照片：{with_photo:,} 次"], y_title=y_title)
+                       hover=["入户走访：{in_home_visits:,} 次", "上传照片：{with_photo:,} 次"])

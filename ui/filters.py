@@ -46,6 +46,7 @@ class Filters:
     region_info: dict | None = None
     unit_info: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    through: dict | None = None  # the scope region's only, same-named child, which drilling passes through
 
     @property
     def scope(self) -> Scope:
@@ -58,8 +59,11 @@ class Filters:
 
     @property
     def child(self) -> str | None:
-        """The drill level below the scope region (None below villages)."""
-        return child_level(self.level)
+        """The drill level below the scope region (None below villages). For a region whose only child
+        has the same name (定州市 139001 → 定州市 130682, 辛集市 139002 → 130181) the level below that
+        child: one row repeating the region's name would tell nothing. The scope stays the region
+        itself (its own 市直 units included)."""
+        return child_level(self.through["level"] if self.through else self.level)
 
     @property
     def region_name(self) -> str:
@@ -84,6 +88,36 @@ def province(url: str) -> dict | None:
 
 def today() -> dt.date:
     return dt.date.today()
+
+
+def same_name_child(url: str, code: str | None) -> dict | None:
+    """The only child (code, name, level) of region `code` when it bears the region's name, else None:
+    the city-level 定州市 and 辛集市 each hold one county-level city of the same name."""
+    if not code:
+        return None
+    info = data.region_info(url, code)
+    kids = data.list_regions(url, parent_code=code)
+    if info is None or len(kids) != 1 or kids.iloc[0]["name"] != info["name"]:
+        return None
+    return kids.iloc[0].to_dict()
+
+
+def _up(url: str, info: dict) -> str | None:
+    """The region one level up from `info`, skipping a same-named parent that is its parent's only child."""
+    parent = info.get("parent_code")
+    pinfo = data.region_info(url, parent) if parent else None
+    if pinfo and pinfo.get("parent_code") and same_name_child(url, pinfo["parent_code"]):
+        return pinfo["parent_code"]
+    return parent
+
+
+def _path_names(path: list[dict]) -> list[str]:
+    """Names along a region path, a name repeated by the next level (定州市 › 定州市) shown once."""
+    out: list[str] = []
+    for p in path:
+        if not out or out[-1] != p["name"]:
+            out.append(p["name"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -171,7 +205,8 @@ def read_state(url: str, show_warnings: bool = True) -> Filters:
             helper = raw
 
     f = Filters(url=url, as_of=as_of, year=year, year_explicit=year_explicit, region=region, unit=unit,
-                helper=helper, region_info=rinfo, unit_info=uinfo, warnings=warnings)
+                helper=helper, region_info=rinfo, unit_info=uinfo, warnings=warnings,
+                through=same_name_child(url, region))
     st.session_state[STATE] = f.state()
     present = {k: str(qp[k]) for k in RESTORED if k in qp}
     if present:
@@ -320,8 +355,8 @@ def filter_bar(page: str | None = None) -> Filters:
             _select("县（市、区）", [""], "", "f_county", {"": "请先选择市"}, _on_county, disabled=True)
         if f.level in ("township", "village"):
             path = data.region_path(url, f.region)
-            st.caption("已下钻到：" + " › ".join(p["name"] for p in path[1:]))
-            st.button("返回上一级", on_click=set_region, args=(f.region_info.get("parent_code"),), key="f_up")
+            st.caption("已下钻到：" + " › ".join(_path_names(path[1:])))
+            st.button("返回上一级", on_click=set_region, args=(_up(url, f.region_info),), key="f_up")
 
         units = data.list_units(url)
         names = {"": "全部单位", **dict(zip(units["unit_id"], units["name"]))}
@@ -333,11 +368,13 @@ def filter_bar(page: str | None = None) -> Filters:
 def scope_caption(f: Filters) -> None:
     """One line under a page title: which region, unit and date the page shows."""
     path = data.region_path(f.url, f.region) if f.region else []
-    where = " › ".join(p["name"] for p in path) if path else f.region_name
+    where = " › ".join(_path_names(path)) if path else f.region_name
     parts = [f"范围：{where}"]
     if f.unit:
         parts.append(f"派出单位：{f.unit_name}")
     parts.append(f"数据截至 {date_zh(f.as_of)}")
+    if f.through and f.child:
+        parts.append(f"{f.region_name}下只有一个同名的{level_label(f.through['level'])}，直接按{level_label(f.child)}显示")
     st.caption(" ｜ ".join(parts))
 
 

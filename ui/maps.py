@@ -25,6 +25,7 @@ import streamlit as st
 
 from . import data, filters, theme
 from .format import DASH, num, pct
+from .widgets import PLOTLY_CONFIG
 
 GEO_DIR = Path(__file__).resolve().parent / "geo"
 FILES = {"county": "hebei_counties.geojson", "city": "hebei_cities.geojson"}
@@ -54,6 +55,7 @@ class Metric:
     page: str  # the topic page a county click opens
     percent: bool  # a rate 0..1 shown as %; else a plain number
     note: str
+    counts_title: str  # the table's column of short counts ("9/7/2"): what the numbers are
 
     def fmt(self, v) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -67,19 +69,24 @@ class Metric:
 
 METRICS = {
     "coverage": Metric("coverage", "结对覆盖率", "结对覆盖率", True, "pages/coverage.py", True,
-                       "结对覆盖率 = 有在帮结对的在帮贫困户 ÷ 在帮贫困户（按贫困户所在县统计）。"),
+                       "结对覆盖率 = 有在帮结对的在帮贫困户 ÷ 在帮贫困户（按贫困户所在县统计）。",
+                       "户：在帮/已覆盖/未覆盖"),
     "cadence": Metric("cadence", "走访合规率", "走访合规率", True, "pages/cadence.py", True,
-                      "走访合规率 = 1 − 走访逾期结对 ÷ 在帮结对（按贫困户所在县统计）。"),
+                      "走访合规率 = 1 − 走访逾期结对 ÷ 在帮结对（按贫困户所在县统计）。",
+                      "结对：在帮/逾期"),
     "cap": Metric("cap", "每百名责任人超上限人数", "每百名责任人<br>超上限人数", False, "pages/cap.py", False,
-                  "每百名在帮责任人中帮扶超过5户的人数（按责任人所属派出单位的区划统计）。"),
+                  "每百名在帮责任人中帮扶超过5户的人数（按责任人所属派出单位的区划统计）。",
+                  "人：在帮/超上限"),
     "ratings": Metric("ratings", "不合格占比", "不合格占比", False, "pages/ratings.py", True,
-                      "{year}年度不合格人数 ÷ 已考核人数（优秀＋合格＋不合格；按责任人所属派出单位的区划统计）。"),
+                      "{year}年度不合格人数 ÷ 已考核人数（优秀＋合格＋不合格；按责任人所属派出单位的区划统计）。",
+                      "人：优秀/合格/不合格/未考核"),
 }
 
 
 def figures(f: filters.Filters, metric: str, by: str) -> pd.DataFrame:
     """One row per group of the metric at level `by` (county or city) for the filters' date, year and
-    scope: code, name, value (NaN where there is nothing to divide), counts (Chinese text)."""
+    scope: code, name, value (NaN where there is nothing to divide), counts (Chinese text, for the hover),
+    short (the same counts as "9/7/2", for the table; Metric.counts_title says what they are)."""
     url, d, scope = f.url, f.as_of, f.scope
     fetch = {"coverage": lambda: data.coverage(url, d, by, scope), "cadence": lambda: data.cadence(url, d, by, scope),
              "cap": lambda: data.cap(url, d, by, scope), "ratings": lambda: data.ratings(url, f.year, by, scope)}
@@ -92,21 +99,30 @@ def figure_frame(metric: str, df: pd.DataFrame) -> pd.DataFrame:
         value = df["covered"] / df["households"].where(df["households"] > 0)
         counts = [f"在帮贫困户 {num(h)} 户，已覆盖 {num(c)} 户，未覆盖 {num(h - c)} 户"
                   for h, c in zip(df["households"], df["covered"])]
+        short = [_short(h, c, h - c) for h, c in zip(df["households"], df["covered"])]
     elif metric == "cadence":
         value = 1 - df["overdue"] / df["active_pairings"].where(df["active_pairings"] > 0)
         counts = [f"在帮结对 {num(a)} 个，走访逾期 {num(o)} 个" for a, o in zip(df["active_pairings"], df["overdue"])]
+        short = [_short(a, o) for a, o in zip(df["active_pairings"], df["overdue"])]
     elif metric == "cap":
         value = df["violators"] / df["helpers"].where(df["helpers"] > 0) * 100
         counts = [f"在帮责任人 {num(h)} 名，超上限 {num(v)} 名" for h, v in zip(df["helpers"], df["violators"])]
+        short = [_short(h, v) for h, v in zip(df["helpers"], df["violators"])]
     elif metric == "ratings":
         rated = df["excellent"] + df["qualified"] + df["unqualified"]
         value = df["unqualified"] / rated.where(rated > 0)
         counts = [f"已考核 {num(r)} 人（优秀 {num(e)}、合格 {num(q)}、不合格 {num(u)}），未考核 {num(mi)} 人"
                   for r, e, q, u, mi in zip(rated, df["excellent"], df["qualified"], df["unqualified"], df["missing"])]
+        short = [_short(e, q, u, mi) for e, q, u, mi in zip(df["excellent"], df["qualified"], df["unqualified"],
+                                                             df["missing"])]
     else:  # pragma: no cover - the page only offers METRICS
         raise ValueError(metric)
     return pd.DataFrame({"code": df["code"].astype(str), "name": df["name"], "value": value.astype(float),
-                         "counts": counts}).reset_index(drop=True)
+                         "counts": counts, "short": short}).reset_index(drop=True)
+
+
+def _short(*counts) -> str:
+    return "/".join(num(c) for c in counts)
 
 
 # ------------------------------------------------------------------------------------------- boundaries
@@ -205,20 +221,21 @@ def frame(v: View, fig: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "city": place["city_name"] if place is not None and v.level == "county" else "",
             "value": float(row["value"]) if row is not None else math.nan,
             "counts": row["counts"] if row is not None else "没有数据",
+            "short": row["short"] if row is not None else DASH,
         })
-    on = pd.DataFrame(rows, columns=["code", "name", "city", "value", "counts"])
+    on = pd.DataFrame(rows, columns=["code", "name", "city", "value", "counts", "short"])
     ids = set(names)
     off = fig[~fig["code"].isin(ids)].copy()
     extra = v.unmapped[~v.unmapped["code"].isin(off["code"])]
-    off = pd.concat([off, extra.assign(value=math.nan, counts="没有数据")], ignore_index=True)
+    off = pd.concat([off, extra.assign(value=math.nan, counts="没有数据", short=DASH)], ignore_index=True)
     levels = v.places["level"].to_dict() if len(v.places) else {}
 
     def why(code: str) -> str:
         if code == "130000" or levels.get(code) == "province":
-            return "省直派出单位（不属于任何县）"
+            return "省直派出单位"
         if levels.get(code) == "city" and v.level == "county":
-            return "市直派出单位（不属于任何县）"
-        return "边界数据中没有该区划（如开发区）"
+            return "市直派出单位"
+        return "无边界数据（如开发区）"
 
     off["note"] = [why(c) for c in off["code"]]
     return on, off.reset_index(drop=True)
@@ -345,8 +362,7 @@ def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640) -> None:
     on, off = frame(v, figure_frame("cadence", data.meeting_ranking(f.url, as_of, "county", scope)))
     fig = choropleth(on, "county", metric, height=height, width=700, dark=True, title="各县（市、区）走访合规率")
     fig.update_layout(transition=dict(duration=0))
-    st.plotly_chart(fig, key="meeting-map", theme=None,
-                    config={"displaylogo": False, "displayModeBar": False, "scrollZoom": False})
+    st.plotly_chart(fig, key="meeting-map", theme=None, config=PLOTLY_CONFIG)
     note = html.escape(SOURCE)
     if len(off):
         rows = "、".join(f"{html.escape(str(n))} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))

@@ -57,22 +57,31 @@ def count_color(value: int | None, dark: bool = False) -> str:
 
 def style(fig, title: str, x_title: str | None = None, y_title: str | None = None, dark: bool = False,
           height: int | None = None, legend: bool = True):
-    """Chinese title and axis titles, the palette's fonts and grid; returns the figure."""
+    """Chinese title and axis titles, the palette's fonts and grid; returns the figure.
+
+    The y-axis title is set horizontally above the axis's tick labels (plotly would turn it 90°, and
+    Chinese text and brackets read badly sideways). Charts whose title already names the rows (the
+    horizontal ranking bars: 各市…, 派出单位…) pass no y title."""
     fg = DARK_FG if dark else "#111827"
+    top = 70 if dark else 50
     fig.update_layout(
         title=dict(text=title, font=dict(size=30 if dark else 18, color=fg), x=0, xanchor="left"),
         font=dict(family=FONT_FAMILY, size=22 if dark else 13, color=fg),
         paper_bgcolor=DARK_BG if dark else "#FFFFFF",
         plot_bgcolor=DARK_BG if dark else "#FFFFFF",
         separators=".,",
-        margin=dict(l=10, r=30, t=70 if dark else 50, b=10),
+        margin=dict(l=10, r=30, t=top + (24 if y_title and title else 0), b=10),
         showlegend=legend,
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
         hoverlabel=dict(font=dict(family=FONT_FAMILY)),
     )
     grid = "#2A3A55" if dark else LIGHT_GRID
     fig.update_xaxes(title_text=x_title, gridcolor=grid, zerolinecolor=grid, automargin=True)
-    fig.update_yaxes(title_text=y_title, gridcolor=grid, zerolinecolor=grid, automargin=True)
+    fig.update_yaxes(title_text=None, gridcolor=grid, zerolinecolor=grid, automargin=True)
+    if y_title:
+        fig.add_annotation(text=y_title, xref="paper", yref="paper", x=0, y=1, xanchor="right", yanchor="bottom",
+                           yshift=6, showarrow=False, align="right", name="y-title",
+                           font=dict(size=18 if dark else 12, color=DARK_MUTED if dark else NEUTRAL))
     if height:
         fig.update_layout(height=height)
     return fig

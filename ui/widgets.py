@@ -18,7 +18,9 @@ from .filters import Filters
 
 log = logging.getLogger("bangfu.ui")
 
-PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"], "scrollZoom": False}
+# every chart and map: no plotly toolbar (its tooltips are English and its tools are not needed: bars are
+# clicked, the map is fitted to the scope), no scroll zoom (the wheel scrolls the page, also over the map)
+PLOTLY_CONFIG = {"displayModeBar": False, "displaylogo": False, "scrollZoom": False}
 
 
 # ------------------------------------------------------------------------------------------- errors
