@@ -1,4 +1,9 @@
-"""The `bangfu` command (CONTRACT.md): db upgrade, import, metrics, problems, demo, serve.
+"""The `bangfu` command (CONTRACT.md): db upgrade, import, metrics, problems, demo, serve; user
+management (`bangfu user add|list|disable|enable|passwd`), the audit log (`bangfu audit`) and the
+dashboard's read-only PostgreSQL role (`bangfu db grant-readonly ROLE`).
+
+Changes made here (imports, user changes, problem-list and audit exports) are written to the audit log
+under the user name "cli".
 
 Exit status: 0 success; 1 bad input, failed import or unreachable database; 2 wrong usage.
 Errors are one plain sentence on stderr, never a traceback (set BANGFU_DEBUG=1 to see one).
@@ -48,6 +53,48 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub.required = True
     up = dbsub.add_parser("upgrade", help="创建或升级数据库结构")
     db_opt(up)
+    gr = dbsub.add_parser("grant-readonly", help="（PostgreSQL）创建或授权看板使用的只读数据库角色")
+    gr.add_argument("role", metavar="ROLE")
+    gr.add_argument("--password-stdin", action="store_true", help="从标准输入读取该角色的登录密码（一行）")
+    db_opt(gr)
+
+    s = sub.add_parser("user", help="看板用户管理")
+    usub = s.add_subparsers(dest="user_command", parser_class=Parser, metavar="ACTION")
+    usub.required = True
+    ua = usub.add_parser("add", help="新增用户")
+    ua.add_argument("username", metavar="USERNAME")
+    ua.add_argument("--role", required=True, choices=["province", "city", "county", "unit"])
+    ua.add_argument("--region", metavar="CODE", help="市级或县级用户的区划代码")
+    ua.add_argument("--unit", metavar="ID", help="派出单位用户的单位编号")
+    ua.add_argument("--unmask", action="store_true", help="允许查看未脱敏的个人信息（逐次审计）")
+    ua.add_argument("--name", metavar="N", help="显示名称")
+    ua.add_argument("--email", metavar="E", help="统一身份认证（OIDC）登录时对应的电子邮箱")
+    pw = ua.add_mutually_exclusive_group()
+    pw.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码（一行）")
+    pw.add_argument("--no-password", action="store_true", help="不设密码，只能通过统一身份认证登录（需 --email）")
+    db_opt(ua)
+    ul = usub.add_parser("list", help="列出用户")
+    ul.add_argument("--format", choices=["table", "json"], default="table")
+    db_opt(ul)
+    for action, text in (("disable", "停用用户"), ("enable", "启用用户（同时解除锁定）")):
+        ux = usub.add_parser(action, help=text)
+        ux.add_argument("username", metavar="USERNAME")
+        db_opt(ux)
+    up = usub.add_parser("passwd", help="重设密码（同时解除锁定）")
+    up.add_argument("username", metavar="USERNAME")
+    up.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码（一行）")
+    db_opt(up)
+
+    from .audit import EVENTS
+
+    s = sub.add_parser("audit", help="导出审计日志")
+    s.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD", help="起始日期（含，UTC）")
+    s.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="截止日期（含，UTC）")
+    s.add_argument("--user", metavar="U")
+    s.add_argument("--event", choices=EVENTS, metavar="E", help="事件：" + "、".join(EVENTS))
+    s.add_argument("--format", choices=["csv", "json", "xlsx"], default="csv")
+    s.add_argument("--output", metavar="FILE")
+    db_opt(s)
 
     s = sub.add_parser("import", help="导入台账（CSV 文件夹或 .xlsx 工作簿）")
     s.add_argument("path", metavar="PATH")
@@ -154,15 +201,27 @@ def cmd_import(args) -> int:
     path = Path(args.path)
     if not path.exists():
         raise UsageError(f"台账路径不存在：{path}")
+    from . import audit
+
     engine = make_engine(args.db)
     upgrade(engine)
     try:
         result = import_ledger(engine, path, progress_stream=sys.stderr)
     except ImportFailed as exc:
+        audit.record(engine, CLI_ACTOR, audit.IMPORT, object=str(path), outcome=audit.FAILED,
+                     detail=f"{len(exc.errors)} 处错误：{exc.errors[0] if exc.errors else ''}")
         for line in exc.errors:
             print(line, file=sys.stderr)
         print(f"导入失败：共 {len(exc.errors)} 处错误，数据库未做任何修改", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:
+        try:
+            audit.record(engine, CLI_ACTOR, audit.IMPORT, object=str(path), outcome=audit.FAILED,
+                         detail=f"{exc.__class__.__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the import's own error is the one to report
+            pass
+        raise
+    audit.record(engine, CLI_ACTOR, audit.IMPORT, object=str(path), detail=result.summary())
     for w in result.warnings:
         print(f"警告：{w}", file=sys.stderr)
     print(result.summary())
@@ -223,6 +282,10 @@ def cmd_problems(args) -> int:
         if not args.output and sys.stdout.isatty():
             raise UsageError("xlsx 格式需要 --output FILE")
         data = to_xlsx_bytes(df, sheet=args.kind)
+    from . import audit
+
+    audit.record_export(engine, CLI_ACTOR, f"problems:{args.kind}", len(df), masked=False,
+                        scope=Scope(args.region, args.unit), fmt=args.format)
     if args.output:
         with open(args.output, "wb") as f:
             f.write(data)
@@ -282,6 +345,115 @@ class InputError(Exception):
     pass
 
 
+CLI_ACTOR = "cli"
+
+
+def _read_password(args, confirm: bool = True) -> str:
+    """--password-stdin: one line from stdin; otherwise a getpass prompt (twice) on a terminal."""
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise InputError("标准输入中没有读到密码")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("标准输入不是终端：请用 --password-stdin 从标准输入提供密码")
+    import getpass
+
+    password = getpass.getpass("密码：")
+    if confirm and getpass.getpass("再次输入密码：") != password:
+        raise InputError("两次输入的密码不一致")
+    return password
+
+
+def _user_record(u) -> dict:
+    return {k: (v.isoformat(sep=" ", timespec="seconds") if isinstance(v, dt.datetime) else v)
+            for k, v in u.as_dict().items()}
+
+
+def cmd_user(args) -> int:
+    from . import users as us
+
+    engine = _engine(args)
+    action = args.user_command
+    if action == "add":
+        if args.no_password and not args.email:
+            raise UsageError("--no-password 需要同时提供 --email")
+        password = None if args.no_password else _read_password(args)
+        u = us.add_user(engine, args.username, password, args.role, region=args.region, unit=args.unit,
+                        can_unmask=args.unmask, display_name=args.name, email=args.email, actor=CLI_ACTOR)
+        print(f"已新增用户 {u.username}（{us.ROLE_ZH[u.role]}{'，' + (u.region_code or u.unit_id) if (u.region_code or u.unit_id) else ''}"
+              f"{'，可查看明文' if u.can_unmask else ''}）")
+    elif action == "list":
+        rows = [_user_record(u) for u in us.list_users(engine)]
+        if args.format == "json":
+            sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        else:
+            _print_table(rows, ["username", "display_name", "role", "region_code", "unit_id", "can_unmask",
+                                "email", "disabled", "locked_until"], sys.stdout)
+    elif action == "disable":
+        u = us.disable_user(engine, args.username, actor=CLI_ACTOR)
+        print(f"已停用用户 {u.username}")
+    elif action == "enable":
+        u = us.enable_user(engine, args.username, actor=CLI_ACTOR)
+        print(f"已启用用户 {u.username}")
+    elif action == "passwd":
+        if us.get_user(engine, args.username) is None:
+            raise InputError(f"用户 '{args.username}' 不存在")
+        u = us.set_password(engine, args.username, _read_password(args), actor=CLI_ACTOR)
+        print(f"已重设用户 {u.username} 的密码")
+    return EXIT_OK
+
+
+def cmd_audit(args) -> int:
+    from . import audit
+    from .export import to_csv_bytes, to_xlsx_bytes
+
+    engine = _engine(args)
+    if args.since and args.until and args.since > args.until:
+        raise InputError("--since 晚于 --until")
+    df = audit.query(engine, since=args.since, until=args.until, username=args.user, event=args.event,
+                     limit=None, newest_first=False)
+    if args.format == "json":
+        data = (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+    elif args.format == "csv":
+        data = to_csv_bytes(df, bom=bool(args.output))
+    else:
+        if not args.output and sys.stdout.isatty():
+            raise UsageError("xlsx 格式需要 --output FILE")
+        data = to_xlsx_bytes(df, titles=audit.TITLES, sheet="审计日志")
+    detail = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in
+              (("since", args.since), ("until", args.until), ("user", args.user), ("event", args.event)) if v}
+    audit.record(engine, CLI_ACTOR, audit.EXPORT, object="audit_log",
+                 detail={"rows": len(df), "masked": False, "format": args.format, **detail})
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(data)
+        print(f"已写入 {len(df)} 条审计记录到 {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_db(args) -> int:
+    if args.db_command == "grant-readonly":
+        from .db import make_engine, safe_url
+        from .grants import grant_readonly
+
+        engine = make_engine(args.db)
+        if engine.dialect.name != "postgresql":
+            raise InputError("grant-readonly 只适用于 PostgreSQL：SQLite 数据库没有数据库角色，请用文件权限控制访问")
+        password = _read_password(args, confirm=False) if args.password_stdin else None
+        created, warnings = grant_readonly(engine, args.role, password=password)
+        for w in warnings:
+            print(f"警告：{w}", file=sys.stderr)
+        print(f"{'已创建' if created else '已更新'}只读角色 {args.role}：{safe_url(str(engine.url))} 上可查询全部表，"
+              f"只可写入审计日志和登录失败计数；语句时限 15s")
+        return EXIT_OK
+    return cmd_db_upgrade(args)
+
+
 COMMANDS = {
     "import": cmd_import,
     "metrics": cmd_metrics,
@@ -289,6 +461,9 @@ COMMANDS = {
     "demo": cmd_demo,
     "refresh": cmd_refresh,
     "serve": cmd_serve,
+    "user": cmd_user,
+    "audit": cmd_audit,
+    "db": cmd_db,
 }
 
 
@@ -298,8 +473,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "db":
-            return cmd_db_upgrade(args)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"bangfu: 用法错误：{exc}", file=sys.stderr)

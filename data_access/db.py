@@ -44,7 +44,32 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cur.close()
 
 
-def make_engine(url: str | None = None) -> Engine:
+DEFAULT_STATEMENT_TIMEOUT_MS = 15000
+CONNECT_TIMEOUT_S = 5
+
+
+def statement_timeout_ms() -> int:
+    """The dashboard's statement_timeout: env BANGFU_STATEMENT_TIMEOUT_MS (0 = none), default 15 s."""
+    raw = os.environ.get("BANGFU_STATEMENT_TIMEOUT_MS", "").strip()
+    if not raw:
+        return DEFAULT_STATEMENT_TIMEOUT_MS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BangfuError(f"BANGFU_STATEMENT_TIMEOUT_MS 应为毫秒数（整数），而不是 '{raw}'") from None
+    if value < 0:
+        raise BangfuError("BANGFU_STATEMENT_TIMEOUT_MS 不能为负数")
+    return value
+
+
+def make_engine(url: str | None = None, dashboard: bool = False) -> Engine:
+    """An engine for `url` (see resolve_url). PostgreSQL engines always pre-ping pooled connections,
+    so connections killed by a database restart are replaced on their next checkout.
+
+    ``dashboard=True`` (the Streamlit app) on PostgreSQL additionally sets ``statement_timeout`` on every
+    connection (``statement_timeout_ms()``) and a short connect timeout, so that a page fails with a
+    message instead of hanging while the database is down. Creating the engine never connects: the app
+    starts while the database is down and works again on the first rerun after it is back."""
     url = resolve_url(url)
     try:
         if url.startswith("sqlite"):
@@ -54,10 +79,40 @@ def make_engine(url: str | None = None) -> Engine:
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            kw = {}
+            if dashboard and url.startswith("postgresql"):
+                kw["connect_args"] = {"options": f"-c statement_timeout={statement_timeout_ms()}",
+                                      "connect_timeout": CONNECT_TIMEOUT_S}
+            engine = create_engine(url, pool_pre_ping=True, **kw)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise BangfuError(f"无法使用数据库地址 {safe_url(url)}：{exc}") from exc
     return engine
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for an error that means the database cannot be reached right now (down, restarting, the
+    connection was cut) rather than a bad query: the page should show ``unavailable_message`` and
+    simply work again on a later rerun (the pool has already discarded the dead connection)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        return not is_timeout(exc)
+    return False
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True when PostgreSQL cancelled a statement that ran past statement_timeout."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "57014"
+
+
+def unavailable_message(exc: BaseException | None = None) -> str:
+    """One sentence for a page while the database is unreachable or a query timed out."""
+    if exc is not None and is_timeout(exc):
+        return "查询超时（超过数据库语句时限），请缩小范围后重试。"
+    return "暂时无法连接数据库（可能正在重启或维护），请稍后刷新页面重试。"
 
 
 def safe_url(url: str) -> str:

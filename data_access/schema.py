@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    DateTime,
     Index,
     Integer,
     MetaData,
@@ -179,3 +180,45 @@ summary_snapshots = Table(
     Column("as_of", Date, primary_key=True),
     Column("refreshed_at", String(32), nullable=False),
 )
+
+
+# Dashboard users (data_access.users). Timestamps are naive UTC throughout (the same on both databases).
+# role: province | city | county | unit; region_code is set for city/county users, unit_id for unit users.
+# password_hash is an argon2id hash (NULL for a user who signs in only through OIDC by e-mail).
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(40), primary_key=True),
+    Column("display_name", String(100)),
+    Column("role", String(10), nullable=False),
+    Column("region_code", String(20)),
+    Column("unit_id", String(40)),
+    Column("can_unmask", Boolean, nullable=False),
+    Column("email", String(200)),
+    Column("password_hash", String(200)),
+    Column("disabled", Boolean, nullable=False),
+    Column("failed_attempts", Integer, nullable=False),
+    Column("locked_until", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ux_users_email", "email", unique=True),
+)
+
+# Append-only audit trail (data_access.audit): who did what to which object, in which scope, with what
+# outcome. The dashboard's read-only database role may INSERT here and nothing else (bangfu db grant-readonly).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("username", String(100)),
+    Column("event", String(20), nullable=False),
+    Column("object", String(200)),
+    Column("scope", Text),
+    Column("outcome", String(20), nullable=False),
+    Column("detail", Text),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_username_at", "username", "at"),
+)
+
+USER_ROLES = ("province", "city", "county", "unit")

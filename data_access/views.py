@@ -143,9 +143,81 @@ def unit_info(bind, unit_id: str | None) -> dict | None:
     return dict(row) if row else None
 
 
-def helper_info(bind, helper_id: str | None, unmasked: bool = False) -> dict | None:
-    """One helper with unit name; name and phone masked."""
+def _helper_unit_seat(conn, helper_id: str):
+    """(unit_id, region row of the unit's seat) of a helper; (None, None) when unknown."""
+    h, u, ur = schema.helpers.alias("sh"), schema.units.alias("su"), schema.regions.alias("sur")
+    row = conn.execute(
+        select(h.c.unit_id, ur).select_from(h.outerjoin(u, u.c.unit_id == h.c.unit_id)
+                                           .outerjoin(ur, ur.c.code == u.c.region_code))
+        .where(h.c.helper_id == helper_id)
+    ).mappings().first()
+    if row is None:
+        return None, None
+    return row["unit_id"], (row if row["code"] is not None else None)
+
+
+def _helper_access(conn, helper_id: str, scope: Scope) -> tuple[str, str | None]:
+    """How much of one helper's pairings and visits a scope may see: ("all", None) when the helper's
+    unit is seated under the scope's region (and is the scope's unit, if any); ("region", level) for a
+    region scope otherwise — only rows with households under the region; ("none", None) for an unknown
+    helper, an unknown region or a unit scope of another unit."""
+    if scope == ALL:
+        return "all", None
+    unit_id, seat = _helper_unit_seat(conn, helper_id)
+    if unit_id is None or (scope.unit and unit_id != scope.unit):
+        return "none", None
+    if not scope.region:
+        return "all", None
+    level = conn.execute(select(schema.regions.c.level).where(schema.regions.c.code == scope.region)).scalar()
+    if level is None:
+        return "none", None
+    if seat is not None and seat.get(f"{level}_code") == scope.region:
+        return "all", None
+    return "region", level
+
+
+def _helper_household_filter(conn, helper_id: str, scope: Scope, region_alias):
+    """``_helper_access`` as a condition on the household's region (``region_alias``, joined on the
+    household's village)."""
+    from sqlalchemy import false, true
+
+    access, level = _helper_access(conn, helper_id, scope)
+    if access == "all":
+        return true()
+    if access == "none":
+        return false()
+    return region_alias.c[f"{level}_code"] == scope.region
+
+
+def helper_visible(bind, helper_id: str | None, scope: Scope = ALL) -> bool:
+    """Whether a helper's page may be opened within a scope: the helper exists and its unit is seated
+    under the scope (and is the scope's unit, if any), or — for a region scope — the helper has a
+    pairing with a household under the region (what the region's overdue list shows)."""
     if not helper_id:
+        return False
+    helper_id = str(helper_id).strip()
+    with Conn(bind) as conn:
+        if conn.execute(select(schema.helpers.c.helper_id).where(schema.helpers.c.helper_id == helper_id)).first() is None:
+            return False
+        access, level = _helper_access(conn, helper_id, scope)
+        if access != "region":
+            return access == "all"
+        p, hh, r = schema.pairings.alias("vp"), schema.households.alias("vh"), schema.regions.alias("vr")
+        q = (
+            select(p.c.pairing_id)
+            .select_from(p.join(hh, hh.c.household_id == p.c.household_id).join(r, r.c.code == hh.c.village_code))
+            .where(p.c.helper_id == helper_id, r.c[f"{level}_code"] == scope.region)
+            .limit(1)
+        )
+        return conn.execute(q).first() is not None
+
+
+def helper_info(bind, helper_id: str | None, unmasked: bool = False, scope: Scope = ALL) -> dict | None:
+    """One helper with unit name; name and phone masked. None when unknown, or not visible within
+    ``scope`` (``helper_visible``)."""
+    if not helper_id:
+        return None
+    if scope != ALL and not helper_visible(bind, helper_id, scope):
         return None
     h, u = schema.helpers.alias("h"), schema.units.alias("u")
     q = (
@@ -230,19 +302,24 @@ def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool =
     return mask_frame(df, PERSONAL, unmasked)
 
 
-def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False) -> pd.DataFrame:
+def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False, scope: Scope = ALL) -> pd.DataFrame:
     """Every pairing of one helper that started on or before the date: household, place, period,
-    whether active on the date and, for active in-scope ones, the last visit, gap and overdue flag (M3)."""
+    whether active on the date and, for active in-scope ones, the last visit, gap and overdue flag (M3).
+    Within a ``scope``, only what ``_helper_household_filter`` lets it see."""
     with Conn(bind) as conn:
         p, hh = m.T_PAIR.alias("p"), m.T_HH.alias("hh")
-        base, places = pb._place_join(p.join(hh, hh.c.household_id == p.c.household_id), hh.c.village_code)
+        sr = m.T_REG.alias("psr")
+        base, places = pb._place_join(
+            p.join(hh, hh.c.household_id == p.c.household_id).join(sr, sr.c.code == hh.c.village_code),
+            hh.c.village_code)
         q = (
             select(p.c.pairing_id, p.c.household_id, hh.c.head_name, hh.c.status,
                    places["village"].label("village"), places["township"].label("township"),
                    places["county"].label("county"), p.c.start_date, p.c.end_date, p.c.end_reason, p.c.approved,
                    m.active_on(p, as_of).label("active"))
             .select_from(base)
-            .where(p.c.helper_id == helper_id, p.c.start_date <= as_of)
+            .where(p.c.helper_id == helper_id, p.c.start_date <= as_of,
+                   _helper_household_filter(conn, helper_id, scope, sr))
         )
         rows = conn.execute(q).all()
         df = pd.DataFrame([tuple(x) for x in rows], columns=[
@@ -271,12 +348,15 @@ def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False
 
 
 def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.date | None = None,
-                  unmasked: bool = False) -> pd.DataFrame:
-    """Contacts one helper made (any mode) dated start..end inclusive, oldest first."""
+                  unmasked: bool = False, scope: Scope = ALL) -> pd.DataFrame:
+    """Contacts one helper made (any mode) dated start..end inclusive, oldest first. Within a ``scope``,
+    only what ``_helper_household_filter`` lets it see."""
     v, hh = m.T_VIS.alias("v"), m.T_HH.alias("hh")
+    sr = m.T_REG.alias("vsr")
     q = (
         select(v.c.visit_id, v.c.visit_date, v.c.household_id, hh.c.head_name, v.c.mode, v.c.photo_uploaded)
-        .select_from(v.outerjoin(hh, hh.c.household_id == v.c.household_id))
+        .select_from(v.outerjoin(hh, hh.c.household_id == v.c.household_id)
+                     .outerjoin(sr, sr.c.code == hh.c.village_code))
         .where(v.c.helper_id == helper_id)
     )
     if start:
@@ -284,6 +364,7 @@ def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.da
     if end:
         q = q.where(v.c.visit_date <= end)
     with Conn(bind) as conn:
+        q = q.where(_helper_household_filter(conn, helper_id, scope, sr))
         rows = conn.execute(q.order_by(v.c.visit_date, v.c.visit_id)).all()
     df = pd.DataFrame([tuple(x) for x in rows],
                       columns=["visit_id", "visit_date", "household_id", "head_name", "mode", "photo_uploaded"])

@@ -1,0 +1,109 @@
+"""PostgreSQL hardening: the dashboard's read-only database role (`bangfu db grant-readonly ROLE`).
+
+Two roles are meant to reach the database:
+
+* the **owner / import role** (the one in ``DATABASE_URL`` for ``bangfu db upgrade``, ``bangfu import``,
+  ``bangfu refresh`` and ``bangfu user ...``) owns the tables and writes the ledger and the users;
+* the **dashboard role** created here, which the Streamlit app connects as. It may
+
+  - ``CONNECT`` to the database and use schema ``public``;
+  - ``SELECT`` every table, now and later (``ALTER DEFAULT PRIVILEGES`` for tables the role running this
+    command creates afterwards — run it as the owner / migration role);
+  - ``INSERT`` into ``audit_log`` (and ``USAGE`` on its id sequence): pages record logins, page views,
+    exports and unmasking;
+  - ``UPDATE`` only the columns ``users.failed_attempts``, ``users.locked_until`` and ``users.updated_at``
+    (column privileges): a failed sign-in must count towards the lockout. It cannot change a role,
+    scope, password hash, ``can_unmask`` or ``disabled``, nor touch an existing audit row.
+
+  Nothing else: no INSERT/UPDATE/DELETE/TRUNCATE on the ledger, no CREATE in ``public``. The role gets
+  ``statement_timeout = '15s'`` (``ALTER ROLE ... SET``) on top of what the app's engine sets
+  (``db.make_engine(dashboard=True)``), and is NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT.
+
+Running it again is safe: it first revokes whatever the role had on the tables and sequences of
+``public`` and then grants the above, so the result is the same each time. It refuses a superuser,
+the role it is connected as, and a role that owns tables in ``public`` (an owner can always write).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from .db import BangfuError
+
+ROLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+ROLE_STATEMENT_TIMEOUT = "15s"
+USERS_WRITABLE_COLUMNS = ("failed_attempts", "locked_until", "updated_at")
+
+
+def grant_readonly(engine: Engine, role: str, password: str | None = None) -> tuple[bool, list[str]]:
+    """Create (LOGIN) or update the dashboard's read-only role. Returns (created, warnings)."""
+    if engine.dialect.name != "postgresql":
+        raise BangfuError("只读角色只适用于 PostgreSQL")
+    if not ROLE_RE.fullmatch(role or ""):
+        raise BangfuError(f"角色名 '{role}' 无效：须以字母或 _ 开头，只含字母、数字和 _，最长 63 个字符")
+    from psycopg import sql
+
+    ident = sql.Identifier(role)
+    warnings: list[str] = []
+    with engine.begin() as conn:
+        me = conn.execute(text("SELECT current_user")).scalar()
+        if role == me:
+            raise BangfuError(f"不能把当前连接使用的角色 {role} 设为只读角色，请换一个角色名")
+        info = conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+        if info is not None and info.rolsuper:
+            raise BangfuError(f"角色 {role} 是超级用户，不能作为只读角色")
+        owned = conn.execute(
+            text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = :r"), {"r": role}
+        ).scalar()
+        if owned:
+            raise BangfuError(f"角色 {role} 拥有 public 模式中的 {owned} 张表，表的所有者总能写入，不能作为只读角色")
+        missing = [t for t in ("users", "audit_log") if conn.execute(
+            text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is None]
+        if missing:
+            raise BangfuError("数据库结构不是最新（缺少 " + "、".join(missing) + " 表），请先运行 bangfu db upgrade")
+        db = conn.execute(text("SELECT current_database()")).scalar()
+        seq = conn.execute(text("SELECT pg_get_serial_sequence('public.audit_log', 'id')")).scalar()
+
+        cur = conn.connection.cursor()
+        attrs = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS")
+        created = info is None
+        if created:
+            cur.execute(sql.SQL("CREATE ROLE {} ").format(ident) + attrs)
+        else:
+            cur.execute(sql.SQL("ALTER ROLE {} ").format(ident) + attrs)
+        if password is not None:
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+        statements = [
+            # start from nothing on this schema's objects, so that a second run gives the same result
+            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(ident),
+            sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {}").format(ident),
+            sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(ident),
+            sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(sql.Identifier(db), ident),
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), ident),
+            sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident),
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(ident),
+            sql.SQL("GRANT INSERT ON public.audit_log TO {}").format(ident),
+            sql.SQL("GRANT UPDATE ({}) ON public.users TO {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in USERS_WRITABLE_COLUMNS), ident),
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(ident, sql.Literal(ROLE_STATEMENT_TIMEOUT)),
+        ]
+        if seq:
+            statements.append(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.SQL(seq), ident))
+        for stmt in statements:
+            cur.execute(stmt)
+        cur.close()
+
+        # what the role still gets from elsewhere (PUBLIC, memberships) is reported, not changed
+        if conn.execute(text("SELECT has_schema_privilege(:r, 'public', 'CREATE')"), {"r": role}).scalar():
+            warnings.append(f"角色 {role} 仍可在 public 模式中建表（来自 PUBLIC 的授权）；"
+                            "建议执行 REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        groups = conn.execute(text(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+            "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = :r ORDER BY 1"), {"r": role}).scalars().all()
+        if groups:
+            warnings.append(f"角色 {role} 是 {'、'.join(groups)} 的成员，可用 SET ROLE 取得其权限；请检查")
+    return created, warnings
