@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import", help="导入台账（CSV 文件夹或 .xlsx 工作簿）")
     s.add_argument("path", metavar="PATH")
+    s.add_argument("--strict-ids", action="store_true",
+                   help="身份证号校验位错误时拒绝导入（默认只警告；也可设 BANGFU_STRICT_IDS=1）")
     db_opt(s)
 
     s = sub.add_parser("metrics", help="按地区或单位汇总指标")
@@ -206,7 +208,7 @@ def cmd_import(args) -> int:
     engine = make_engine(args.db)
     upgrade(engine)
     try:
-        result = import_ledger(engine, path, progress_stream=sys.stderr)
+        result = import_ledger(engine, path, progress_stream=sys.stderr, strict_ids=True if args.strict_ids else None)
     except ImportFailed as exc:
         audit.record(engine, CLI_ACTOR, audit.IMPORT, object=str(path), outcome=audit.FAILED,
                      detail=f"{len(exc.errors)} 处错误：{exc.errors[0] if exc.errors else ''}")

@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
 import sys
+import warnings as warnings_module
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -206,6 +208,8 @@ class Sheet:
     label: str  # how errors name the file
     header: list[Any]
     rows: list[tuple[int, list[Any]]]  # (line number, raw cells)
+    header_line: int = 1  # the first non-blank row is the header
+    check_width: bool = False  # CSV: a row with more non-empty cells than the header is an error
 
 
 @dataclass
@@ -225,93 +229,236 @@ class ImportResult:
         return "导入完成：" + "；".join(parts)
 
 
+class DecodeError(Exception):
+    """The bytes of a file are not text in any supported encoding: ``lines`` holds (line, reason)."""
+
+    def __init__(self, lines: list[tuple[int, str]]):
+        super().__init__(lines[0][1] if lines else "decode error")
+        self.lines = lines
+
+
+_ENCODINGS_HINT = "支持 UTF-8（可带 BOM）、UTF-16 和 GB18030/GBK"
+_MAX_DECODE_ERRORS = 20
+
+
+def _bad_lines(data: bytes, encoding: str, what: str) -> list[tuple[int, str]]:
+    """The lines holding bytes that do not decode, numbered as the CSV reader numbers them."""
+    text = data.decode(encoding, errors="replace")
+    bad = [n for n, line in enumerate(io.StringIO(text, newline=""), start=1) if "\ufffd" in line] or [1]
+    out = [(n, f"含有无法按 {what} 解码的字节（{_ENCODINGS_HINT}；文件可能被截断、拼接或已损坏）")
+           for n in bad[:_MAX_DECODE_ERRORS]]
+    if len(bad) > _MAX_DECODE_ERRORS:
+        out.append((bad[_MAX_DECODE_ERRORS], f"另有 {len(bad) - _MAX_DECODE_ERRORS} 行含有无法解码的字节（未逐行列出）"))
+    return out
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 without a BOM: the ASCII characters (digits, commas, line breaks) put a NUL byte in
+    every other position, which UTF-8 and GBK text never has."""
+    sample = data[:8192]
+    even, odd = sample[0::2], sample[1::2]
+    zeros_even, zeros_odd = even.count(0), odd.count(0)
+    if zeros_odd >= max(2, len(odd) // 10) and zeros_even <= zeros_odd // 20:
+        return "utf-16-le"
+    if zeros_even >= max(2, len(even) // 10) and zeros_odd <= zeros_even // 20:
+        return "utf-16-be"
+    return None
+
+
 def decode_bytes(data: bytes) -> str:
-    """UTF-8 with or without BOM, UTF-16 with BOM, else GB18030 (what Excel in China writes)."""
+    """UTF-8 with or without BOM, UTF-16 with or without BOM, else GB18030 (what Excel in China writes).
+
+    Raises DecodeError naming the lines that do not decode. A file that is UTF-8 except for a few bad
+    bytes (cut off mid-character, or with lines pasted from a GBK file) is reported, not read as GBK:
+    that would silently turn every Chinese character of it into mojibake.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
-        return data.decode("utf-16")
+        candidates = [(data[3:], "utf-8", "UTF-8")]
+    elif data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
+        candidates = [(data, "utf-16", "UTF-16")]
+    elif (enc := _utf16_without_bom(data)) is not None:
+        candidates = [(data, enc, "UTF-16")]
+    else:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+        if non_ascii - bad > 2 * bad:  # mostly valid UTF-8: a damaged UTF-8 file, not GBK
+            raise DecodeError(_bad_lines(data, "utf-8", "UTF-8"))
+        candidates = [(data, "gb18030", "UTF-8 或 GB18030")]
+    raw, encoding, what = candidates[0]
     try:
-        return data.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError:
-        return data.decode("gb18030")
+        raise DecodeError(_bad_lines(raw, encoding, what)) from None
+
+
+_CSV_ERRORS = (
+    ("unexpected end of data", "引号未闭合：从本行开始的带引号单元格直到文件末尾都没有结束引号"),
+    ("expected after", "引号用法错误：结束引号后应紧跟分隔符或换行（单元格内的引号应写成两个引号 \"\"）"),
+    ("field larger than field limit", "单元格超过 131072 个字符（多半是从本行开始的引号没有闭合）"),
+)
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    msg = str(exc)
+    for needle, reason in _CSV_ERRORS:
+        if needle in msg:
+            return reason
+    return f"CSV 格式错误：{msg}"
+
+
+def _delimiter(text: str) -> str:
+    """Comma, or tab for what Excel saves as "Unicode text" (UTF-16, tab-separated)."""
+    for line in io.StringIO(text, newline=""):
+        if line.strip():
+            return "\t" if "," not in line and "\t" in line else ","
+    return ","
+
+
+def _is_blank(cells: Iterable[Any]) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
 
 
 def read_csv_file(path: Path, table: str) -> Sheet:
     label = path.name
     try:
-        text = decode_bytes(path.read_bytes())
-    except UnicodeDecodeError:
-        raise ImportFailed([f"{label}:1: -: 无法识别文件编码（支持 UTF-8、UTF-16 和 GB18030/GBK）"]) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFailed([f"{label}:1: -: 无法读取文件（{exc.strerror or exc.__class__.__name__}）"]) from None
+    try:
+        text = decode_bytes(data)
+    except DecodeError as exc:
+        raise ImportFailed([f"{label}:{line}: -: {reason}" for line, reason in exc.lines]) from None
+    # strict: an unclosed quote is an error, not a silent swallowing of every row after it
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     header: list[Any] | None = None
+    header_line = 1
     rows: list[tuple[int, list[Any]]] = []
+    start = 1  # the line a record starts on (a quoted cell may span several lines)
     try:
         for cells in reader:
+            line, start = start, reader.line_num + 1
+            if _is_blank(cells):
+                continue
             if header is None:
-                header = cells
+                header, header_line = cells, line
                 continue
-            if not any(c.strip() for c in cells):
-                continue
-            rows.append((reader.line_num, cells))
+            rows.append((line, cells))
     except csv.Error as exc:
-        raise ImportFailed([f"{label}:{reader.line_num}: -: CSV 格式错误：{exc}"]) from None
-    return Sheet(table, label, header or [], rows)
+        raise ImportFailed([f"{label}:{start}: -: {_csv_reason(exc)}"]) from None
+    if header is None:
+        raise ImportFailed([f"{label}:1: -: 文件是空的（没有表头行）"])
+    return Sheet(table, label, header, rows, header_line, check_width=True)
 
 
-def read_xlsx(path: Path) -> list[Sheet]:
+def _xlsx_problem(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        return f"无法读取文件（{exc.strerror or exc.__class__.__name__}）"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: an old .xls, or an encrypted workbook
+        return "这是旧版 .xls 格式或设置了密码的工作簿；请在 Excel 中另存为不加密的 .xlsx 后再导入"
+    if not head.startswith(b"PK"):
+        return "不是 Excel 工作簿（.xlsx 应为 zip 格式；文件可能已损坏或只是改了扩展名）"
+    return None
+
+
+def read_xlsx(path: Path, warnings: list[str] | None = None) -> list[Sheet]:
     try:
         import defusedxml  # noqa: F401  - openpyxl uses it when installed, against malicious workbooks
     except ImportError:  # pragma: no cover
         pass
     from openpyxl import load_workbook
 
+    problem = _xlsx_problem(path)
+    if problem:
+        raise ImportFailed([f"{path.name}:1: -: {problem}"])
+    # openpyxl warns on stderr about things it drops (data validation, missing default styles, odd
+    # relationships): noise for whoever imports, never a reason to reject a ledger
+    with warnings_module.catch_warnings():
+        warnings_module.simplefilter("ignore")
+        return _read_workbook(path, load_workbook, warnings)
+
+
+def _read_workbook(path: Path, load_workbook, warnings: list[str] | None) -> list[Sheet]:
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable workbook is one plain error
-        raise ImportFailed([f"{path.name}:1: -: 无法读取 Excel 工作簿：{exc.__class__.__name__}"]) from None
+        raise ImportFailed([f"{path.name}:1: -: 无法读取 Excel 工作簿：文件不完整、已损坏或不是 .xlsx 工作簿"
+                            f"（{exc.__class__.__name__}）"]) from None
     sheets = []
     try:
         for ws in wb.worksheets:
-            table = ws.title.strip().removesuffix(".csv")
+            table = ws.title.strip().removesuffix(".csv").lower()
+            label = f"{path.name}[{ws.title}]"
             if table not in SPECS:
+                if warnings is not None:
+                    warnings.append(f"{label}: 不是台账表，已忽略")
                 continue
+            if hasattr(ws, "reset_dimensions"):
+                # a wrong <dimension> (written by some tools) would silently cut rows and columns off
+                ws.reset_dimensions()
             header = None
+            header_line = 1
             rows = []
-            for i, cells in enumerate(ws.iter_rows(values_only=True), start=1):
-                cells = list(cells)
-                if header is None:
-                    header = ["" if c is None else str(c) for c in cells]
-                    continue
-                if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
-                    continue
-                rows.append((i, cells))
-            sheets.append(Sheet(table, f"{path.name}[{ws.title}]", header or [], rows))
+            i = 0
+            try:
+                for i, cells in enumerate(ws.iter_rows(values_only=True), start=1):
+                    if _is_blank(cells):
+                        continue
+                    cells = list(cells)
+                    if header is None:
+                        header, header_line = ["" if c is None else str(c) for c in cells], i
+                        continue
+                    rows.append((i, cells))
+            except Exception as exc:  # noqa: BLE001 - a damaged sheet is one plain error
+                raise ImportFailed([f"{label}:{i + 1}: -: 工作表已损坏，无法读取（{exc.__class__.__name__}）"]) from None
+            if header is None:  # an empty tab of a workbook template: nothing to import
+                if warnings is not None:
+                    warnings.append(f"{label}: 工作表是空的，已忽略")
+                continue
+            sheets.append(Sheet(table, label, header, rows, header_line))
     finally:
         wb.close()
     return sheets
 
 
 def read_ledger(path: Path) -> tuple[list[Sheet], list[str]]:
-    """Returns the sheets found and warnings (e.g. files that are not ledger tables)."""
+    """Returns the sheets found and warnings (e.g. files that are not ledger tables).
+
+    Raises ImportFailed with the read errors of every file (not only the first unreadable one)."""
     warnings: list[str] = []
     if not path.exists():
         raise FileNotFoundError(f"台账路径不存在：{path}")
     if path.is_dir():
         sheets = []
+        errors: list[str] = []
         for f in sorted(path.iterdir()):
+            if f.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+                warnings.append(f"{f.name}: 文件夹中的 Excel 工作簿不会被导入（请单独导入该工作簿）")
+                continue
             if f.suffix.lower() != ".csv":
                 continue
-            table = f.stem
+            table = f.stem.strip().lower()
             if table not in SPECS:
                 warnings.append(f"{f.name}: 不是台账表，已忽略")
                 continue
-            sheets.append(read_csv_file(f, table))
+            try:
+                sheets.append(read_csv_file(f, table))
+            except ImportFailed as exc:
+                errors += exc.errors
+        if errors:
+            raise ImportFailed(errors)
         return sheets, warnings
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return read_xlsx(path), warnings
-    if path.suffix.lower() == ".csv" and path.stem in SPECS:
-        return [read_csv_file(path, path.stem)], warnings
+        return read_xlsx(path, warnings), warnings
+    if path.suffix.lower() == ".csv" and path.stem.strip().lower() in SPECS:
+        return [read_csv_file(path, path.stem.strip().lower())], warnings
     raise ValueError(f"无法导入 {path}：应为 CSV 文件所在的文件夹或一个 .xlsx 工作簿")
 
 
@@ -321,6 +468,21 @@ def read_ledger(path: Path) -> tuple[list[Sheet], list[str]]:
 
 _DATE_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$")
 _SCI_RE = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
+_ID18_RE = re.compile(r"^[0-9]{17}[0-9Xx]$")
+_ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
+INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL
+
+
+def id_check_digit(first17: str) -> str:
+    """ISO 7064 MOD 11-2, the check digit of an 18-digit resident ID (GB 11643)."""
+    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+
+
+def _text_limits(table: str) -> dict[str, int]:
+    """Column -> the most characters the database column holds (PostgreSQL enforces it)."""
+    t = schema.LEDGER_TABLES[table]
+    return {c.name: t.c[c.name].type.length for c in SPECS[table]
+            if c.kind == "str" and getattr(t.c[c.name].type, "length", None)}
 
 
 def _cell_text(v: Any) -> str | None:
@@ -336,6 +498,30 @@ class RowError(Exception):
     pass
 
 
+class IdCheckDigitError(RowError):
+    """An 18-character ID whose ISO 7064 MOD 11-2 check digit is wrong. CONTRACT.md does not make this
+    a validation error (ledgers of other systems may carry test IDs), so by default it is a warning and
+    the value is stored as given; with strict IDs (``--strict-ids`` / BANGFU_STRICT_IDS=1) it is an error."""
+
+    def __init__(self, message: str, value: str):
+        super().__init__(message)
+        self.value = value
+
+
+_SHOW_MAX = 80
+
+
+def _show(value: Any) -> str:
+    """A cell value for a one-line message: line breaks, control and invisible characters (zero-width
+    spaces and the like) written as escapes, and long values shortened."""
+    s = str(value)
+    if len(s) > _SHOW_MAX:
+        s = s[:_SHOW_MAX] + f"…（共 {len(s)} 个字符）"
+    if s.isprintable():
+        return s
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in s)
+
+
 def convert(col: Col, raw: Any) -> Any:
     if col.kind == "date":
         if isinstance(raw, dt.datetime):
@@ -345,18 +531,18 @@ def convert(col: Col, raw: Any) -> Any:
         s = _cell_text(raw)
         m = _DATE_RE.match(s or "")
         if not m:
-            raise RowError(f"日期格式错误 '{s}'（应为 YYYY-MM-DD）")
+            raise RowError(f"日期格式错误 '{_show(s)}'（应为 YYYY-MM-DD）")
         try:
             return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
-            raise RowError(f"日期不存在 '{s}'") from None
+            raise RowError(f"日期不存在 '{_show(s)}'") from None
     s = _cell_text(raw)
     if col.kind == "bool":
         if isinstance(raw, bool):
             return raw
         v = BOOL.get(s.lower())
         if v is None:
-            raise RowError(f"无法识别的是否值 '{s}'（应为 1/0、是/否 或 true/false）")
+            raise RowError(f"无法识别的是否值 '{_show(s)}'（应为 1/0、是/否 或 true/false）")
         return v
     if col.kind in ("int", "year"):
         try:
@@ -365,25 +551,39 @@ def convert(col: Col, raw: Any) -> Any:
             try:
                 f = float(s)
             except ValueError:
-                raise RowError(f"应为整数，实为 '{s}'") from None
+                raise RowError(f"应为整数，实为 '{_show(s)}'") from None
             if not f.is_integer():
-                raise RowError(f"应为整数，实为 '{s}'") from None
+                raise RowError(f"应为整数，实为 '{_show(s)}'") from None
             n = int(f)
         if col.kind == "year" and not 1990 <= n <= 2100:
-            raise RowError(f"年度 '{s}' 不在合理范围内")
+            raise RowError(f"年度 '{_show(s)}' 不在合理范围内")
         if col.kind == "int" and n < 0:
-            raise RowError(f"不能为负数：'{s}'")
+            raise RowError(f"不能为负数：'{_show(s)}'")
+        if n > INT_MAX:
+            raise RowError(f"数值过大：'{_show(s)}'")
         return n
     if col.kind == "enum":
         assert col.enum is not None
         v = col.enum.get(s.lower())
         if v is None:
             allowed = ENUM_CHOICES.get(col.name) or "/".join(sorted(set(col.enum.values())))
-            raise RowError(f"无法识别的取值 '{s}'（可选：{allowed}）")
+            raise RowError(f"无法识别的取值 '{_show(s)}'（可选：{allowed}）")
         return v
     # plain text; ids and codes must survive Excel (scientific notation means a number ate digits)
     if col.name in ("id_number", "phone") and _SCI_RE.match(s):
-        raise RowError(f"'{s}' 是被 Excel 转成科学计数法的数字，原值已丢失；请把该列设为文本后重新导出")
+        raise RowError(f"'{_show(s)}' 是被 Excel 转成科学计数法的数字，原值已丢失；请把该列设为文本后重新导出")
+    if col.name == "id_number":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and abs(raw) >= 1e15:
+            raise RowError("身份证号是数字单元格，Excel 只保留 15 位有效数字，原值已丢失；"
+                           "请把该列设为文本、重新录入后再导出")
+        if _ID18_RE.match(s):
+            check = id_check_digit(s[:17])
+            if s[17].upper() != check:
+                from .privacy import mask_id
+
+                raise IdCheckDigitError(f"身份证号校验位错误：{mask_id(s)} 的末位应为 {check}（号码可能录错或被 Excel 改动）", s)
+            return s[:17] + check  # a lower-case x is stored as X
+        # other shapes (15-digit IDs, placeholders from other systems) pass through unchanged
     return s
 
 
@@ -397,21 +597,27 @@ def _map_header(sheet: Sheet, errors: list[str], warnings: list[str]) -> dict[st
     positions: dict[str, int] = {}
     ok = True
     for i, h in enumerate(sheet.header):
-        name = str(h or "").strip().lstrip("\ufeff").strip()
+        # "*户编号": templates mark required columns with an asterisk
+        name = str(h or "").strip().lstrip("\ufeff").strip().strip("*＊").strip()
         if not name:
             continue
         canon = lookup.get(name.lower())
         if canon is None:
-            warnings.append(f"{sheet.label}: 未知列 '{name}' 已忽略")
+            warnings.append(f"{sheet.label}: 未知列 '{_show(name)}' 已忽略")
             continue
         if canon in positions:
-            errors.append(f"{sheet.label}:1: {canon}: 列重复出现")
+            errors.append(f"{sheet.label}:{sheet.header_line}: {canon}: 列重复出现")
             ok = False
             continue
         positions[canon] = i
+    if not positions:
+        required = "、".join(f"{c.name}（{c.chinese[0]}）" for c in spec if c.required)
+        errors.append(f"{sheet.label}:{sheet.header_line}: -: 表头没有可识别的列名（第一个非空行必须是表头，"
+                      f"不能是标题；必需的列：{required}）")
+        return None
     for col in spec:
         if col.required and col.name not in positions:
-            errors.append(f"{sheet.label}:1: {col.name}: 缺少必需的列")
+            errors.append(f"{sheet.label}:{sheet.header_line}: {col.name}: 缺少必需的列")
             ok = False
     return positions if ok else None
 
@@ -433,43 +639,81 @@ class _Invalid:
 INVALID = _Invalid()
 
 
-def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str]) -> Parsed | None:
+def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids: bool = False) -> Parsed | None:
     """Convert every row; a bad value becomes INVALID (and an error) so that the row's other
     columns are still checked, references included."""
     positions = _map_header(sheet, errors, warnings)
     if positions is None:
         return None
-    spec = SPECS[sheet.table]
+    label = sheet.label
+    limits = _text_limits(sheet.table)
+    # per column: where it is, its length limit, whether it is plain text (no conversion) or an enum
+    plan = [(col, col.name, positions.get(col.name), limits.get(col.name),
+             col.kind == "str" and col.name not in ("id_number", "phone"),
+             col.enum if col.kind == "enum" else None)
+            for col in SPECS[sheet.table]]
+    width = len(sheet.header)
     out = []
     for line, cells in sheet.rows:
+        n = len(cells)
+        if sheet.check_width and n > width and not _is_blank(cells[width:]):
+            # more cells than the header: a comma inside an unquoted cell shifted the columns
+            errors.append(f"{label}:{line}: -: 本行有 {n} 个单元格，比表头的 {width} 列多"
+                          f"（单元格中的逗号是否没有加引号？）")
         rec: dict[str, Any] = {}
-        for col in spec:
-            pos = positions.get(col.name)
-            raw = cells[pos] if pos is not None and pos < len(cells) else None
-            if _cell_text(raw) is None and not isinstance(raw, (dt.date, bool)):
+        for col, name, pos, limit, plain, enum in plan:
+            raw = cells[pos] if pos is not None and pos < n else None
+            if raw.__class__ is str:
+                if "\x00" in raw:  # PostgreSQL cannot store it
+                    errors.append(f"{label}:{line}: {name}: 含有空字符（NUL），文件可能已损坏")
+                    rec[name] = INVALID
+                    continue
+                s = raw.strip()
+                empty = not s
+            else:
+                s = None
+                empty = _cell_text(raw) is None and not isinstance(raw, (dt.date, bool))
+            if empty:
                 if col.required:
-                    errors.append(f"{sheet.label}:{line}: {col.name}: 缺少必填值")
-                    rec[col.name] = INVALID
+                    errors.append(f"{label}:{line}: {name}: 缺少必填值")
+                    rec[name] = INVALID
                 else:
-                    rec[col.name] = None
+                    rec[name] = None
                 continue
+            if s is not None:  # fast paths for the common cases of text cells
+                if plain and (limit is None or len(s) <= limit):
+                    rec[name] = s
+                    continue
+                if enum is not None and (v := enum.get(s.lower())) is not None:
+                    rec[name] = v
+                    continue
             try:
-                rec[col.name] = convert(col, raw)
+                value = convert(col, raw)
+                if limit is not None and len(value) > limit:
+                    raise RowError(f"长度 {len(value)} 超过上限 {limit} 个字符")
+                rec[name] = value
+            except IdCheckDigitError as exc:
+                if strict_ids:
+                    errors.append(f"{label}:{line}: {name}: {exc}")
+                    rec[name] = INVALID
+                else:
+                    warnings.append(f"{label}:{line}: {name}: {exc}；已按原值导入")
+                    rec[name] = exc.value
             except RowError as exc:
-                errors.append(f"{sheet.label}:{line}: {col.name}: {exc}")
-                rec[col.name] = INVALID
+                errors.append(f"{label}:{line}: {name}: {exc}")
+                rec[name] = INVALID
         start, end = rec.get("start_date"), rec.get("end_date")
         if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
-            errors.append(f"{sheet.label}:{line}: end_date: 结束日期 {end} 早于开始日期 {start}")
+            errors.append(f"{label}:{line}: end_date: 结束日期 {end} 早于开始日期 {start}")
         out.append((line, rec))
-    return Parsed(sheet.table, sheet.label, out)
+    return Parsed(sheet.table, label, out)
 
 
 def _existing_ids(conn: Connection, column) -> set:
     return {r[0] for r in conn.execute(select(column))}
 
 
-def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], list[str], list[str]]:
+def validate(conn: Connection, sheets: list[Sheet], strict_ids: bool = False) -> tuple[dict[str, Parsed], list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     parsed: dict[str, Parsed] = {}
@@ -479,7 +723,7 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
             errors.append(f"{sheet.label}:1: -: 表 {sheet.table} 重复（已有 {seen_tables[sheet.table]}）")
             continue
         seen_tables[sheet.table] = sheet.label
-        p = parse_sheet(sheet, errors, warnings)
+        p = parse_sheet(sheet, errors, warnings, strict_ids)
         if p is not None:
             parsed[sheet.table] = p
 
@@ -494,7 +738,7 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
             if k in first:
                 errors.append(
                     f"{p.label}:{line}: {key[0] if len(key) == 1 else '+'.join(key)}: "
-                    f"重复的编号 {'/'.join(str(x) for x in k)}（第 {first[k]} 行已有）"
+                    f"重复的编号 {_show('/'.join(str(x) for x in k))}（第 {first[k]} 行已有）"
                 )
             else:
                 first[k] = line
@@ -515,7 +759,7 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
 
     def ref(p: Parsed, line: int, col: str, value, ids, what: str):
         if value is not None and value is not INVALID and value not in ids:
-            errors.append(f"{p.label}:{line}: {col}: 引用了不存在的{what} '{value}'")
+            errors.append(f"{p.label}:{line}: {col}: 引用了不存在的{what} '{_show(value)}'")
 
     if "regions" in parsed:
         p = parsed["regions"]
@@ -526,10 +770,10 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
             if parent == rec["code"]:
                 errors.append(f"{p.label}:{line}: parent_code: 上级代码不能是自身")
             elif parent not in region_level:
-                errors.append(f"{p.label}:{line}: parent_code: 上级区划 '{parent}' 不存在")
+                errors.append(f"{p.label}:{line}: parent_code: 上级区划 '{_show(parent)}' 不存在")
             elif LEVEL_RANK[region_level[parent]] >= LEVEL_RANK[rec["level"]]:
                 errors.append(
-                    f"{p.label}:{line}: parent_code: 上级区划 '{parent}' 的级别（{region_level[parent]}）"
+                    f"{p.label}:{line}: parent_code: 上级区划 '{_show(parent)}' 的级别（{region_level[parent]}）"
                     f"不高于本区划（{rec['level']}）"
                 )
     if "units" in parsed:
@@ -548,9 +792,9 @@ def validate(conn: Connection, sheets: list[Sheet]) -> tuple[dict[str, Parsed], 
                 if code is INVALID:
                     pass
                 elif code not in region_level:
-                    errors.append(f"{p.label}:{line}: village_code: 引用了不存在的区划 '{code}'")
+                    errors.append(f"{p.label}:{line}: village_code: 引用了不存在的区划 '{_show(code)}'")
                 elif region_level[code] != "village":
-                    errors.append(f"{p.label}:{line}: village_code: 区划 '{code}' 不是村级（而是 {region_level[code]}）")
+                    errors.append(f"{p.label}:{line}: village_code: 区划 '{_show(code)}' 不是村级（而是 {region_level[code]}）")
                 if t == "assignments":
                     ref(p, line, "unit_id", rec["unit_id"], unit_ids, "派出单位")
     for t in ("pairings", "visits"):
@@ -580,7 +824,7 @@ def _error_sort_key(line: str):
     if not m:
         return (99, line, 0)
     label = m.group(1)
-    stem = re.sub(r"\.csv$", "", label.split("[")[-1].rstrip("]"))
+    stem = re.sub(r"\.csv$", "", label.split("[")[-1].rstrip("]").strip().lower())
     order = TABLE_ORDER.index(stem) if stem in TABLE_ORDER else 98
     return (order, label, int(m.group(2)))
 
@@ -722,7 +966,7 @@ def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stre
 
 def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
                   after_write: Callable[[Connection], None] | None = None,
-                  refresh_summaries: bool = True) -> ImportResult:
+                  refresh_summaries: bool = True, strict_ids: bool | None = None) -> ImportResult:
     """Validate every row of every file, then write all of it in one transaction.
 
     Raises ImportFailed (with every error) and writes nothing when any row is invalid. The metric
@@ -731,7 +975,9 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
     path = Path(path)
     sheets, warnings = read_ledger(path)
     with engine.begin() as conn:
-        parsed, errors, more_warnings = validate(conn, sheets)
+        if strict_ids is None:
+            strict_ids = os.environ.get("BANGFU_STRICT_IDS", "") not in ("", "0")
+        parsed, errors, more_warnings = validate(conn, sheets, strict_ids)
         warnings += more_warnings
         if errors:
             raise ImportFailed(sorted(errors, key=_error_sort_key))

@@ -38,7 +38,7 @@ HELPERS = [
 
 def hh(hid: str, village: str, status: str = "not_lifted") -> dict:
     return {"household_id": hid, "head_name": "户主" + hid, "village_code": village, "status": status,
-            "id_number": "130102199001011234", "size": 3}
+            "id_number": "130102199001011237", "size": 3}
 
 
 def pr(pid: str, helper: str, household: str, start: str, end: str | None = None, reason: str | None = None,

@@ -132,7 +132,7 @@ def test_uncovered_list(engine, tmp_path):
     assert list(pb.uncovered(engine, D, Scope(unit="U2"))["household_id"]) == ["H4"]
     detail = pb.uncovered(engine, D, detail=True)
     assert detail.loc[0, "head_name"] == "户**"
-    assert detail.loc[0, "id_number"] == "130102********1234"
+    assert detail.loc[0, "id_number"] == "130102********1237"
     assert detail.loc[0, "county"] == "长安区"
 
 
