@@ -301,7 +301,7 @@ def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summa
     kind = "coverage_assigned" if assigned else "coverage"
     with Conn(bind) as conn:
         rows = _rows_or_summary(conn, kind, as_of, scope, summary,
-                                lambda: _coverage_rows(conn, as_of, scope, assigned))
+                                lambda: _coverage_rows(conn, as_of, scope, assigned), by)
         return _aggregate(conn, rows, "coverage", by, "village")
 
 
@@ -360,7 +360,7 @@ def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: b
     """M2, grouped by the helper's sending unit or that unit's region."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, "cap", as_of, scope, summary, lambda: _cap_rows(conn, as_of, scope))
+        rows = _rows_or_summary(conn, "cap", as_of, scope, summary, lambda: _cap_rows(conn, as_of, scope), by)
         return _aggregate(conn, rows, "cap", by, "unit")
 
 
@@ -443,7 +443,7 @@ def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summar
     """M3: active in-scope pairings and the overdue ones, by household region or helper unit."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, "cadence", as_of, scope, summary, lambda: _cadence_rows(conn, as_of, scope))
+        rows = _rows_or_summary(conn, "cadence", as_of, scope, summary, lambda: _cadence_rows(conn, as_of, scope), by)
         return _aggregate(conn, rows, "cadence", by, "village")
 
 
@@ -487,7 +487,7 @@ def ratings(bind, year: int, by: str = "county", scope: Scope = ALL, summary: bo
     _check_by(by)
     with Conn(bind) as conn:
         rows = _rows_or_summary(conn, "ratings", dt.date(year, 12, 31), scope, summary,
-                                lambda: _ratings_rows(conn, year, scope))
+                                lambda: _ratings_rows(conn, year, scope), by)
         return _aggregate(conn, rows, "ratings", by, "unit")
 
 
@@ -530,7 +530,7 @@ def replacements(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, s
     _check_by(by)
     with Conn(bind) as conn:
         rows = _rows_or_summary(conn, "replacements", as_of, scope, summary,
-                                lambda: _replacement_rows(conn, as_of, scope))
+                                lambda: _replacement_rows(conn, as_of, scope), by)
         return _aggregate(conn, rows, "replacements", by, "unit")
 
 
@@ -588,12 +588,15 @@ def _aggregate(conn: Connection, rows, metric: str, by: str, basis: str) -> pd.D
     return _finish(conn, conn.execute(q).all(), metric, by)
 
 
-def _rows_or_summary(conn: Connection, kind: str, as_of: dt.date, scope: Scope, use_summary: bool, live):
-    """The stored summary rows for (kind, date) when they exist, else the live fact rows."""
+def _rows_or_summary(conn: Connection, kind: str, as_of: dt.date, scope: Scope, use_summary: bool, live,
+                     by: str | None = None):
+    """The stored summary rows that answer (kind, grouping, scope, date) exactly when they exist,
+    else the live fact rows."""
     if use_summary:
-        from .summary import summary_rows
+        from .summary import stored_kind, summary_rows
 
-        rows = summary_rows(conn, kind, as_of, scope)
+        stored = stored_kind(conn, kind, by, scope)
+        rows = summary_rows(conn, stored, as_of, scope) if stored else None
         if rows is not None:
             return rows
     return live().subquery("rows")

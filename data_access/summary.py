@@ -19,18 +19,43 @@ from . import metrics as m
 from .dates import last_month_ends
 from .schema import metric_summary, ratings, summary_snapshots
 
-# kind -> (metric whose fields it stores, grouping basis, fact-row builder)
+# kind -> (metric whose fields it stores, grouping basis, grain, fact-row builder). The grain is what a
+# stored row stands for: "village" (household's village, no unit), "unit_village", "unit_county"
+# (helper's unit x household's county) or "unit" (helper-based metrics).
 DAY_KINDS = {
-    "coverage": ("coverage", "village", lambda conn, d: m._coverage_rows(conn, d, m.ALL, assigned=False)),
-    "coverage_assigned": ("coverage", "village", lambda conn, d: m._coverage_rows(conn, d, m.ALL, assigned=True)),
-    "cadence": ("cadence", "village", lambda conn, d: m._cadence_rows(conn, d, m.ALL)),
-    "cap": ("cap", "unit", lambda conn, d: m._cap_rows(conn, d, m.ALL)),
-    "replacements": ("replacements", "unit", lambda conn, d: m._replacement_rows(conn, d, m.ALL)),
+    "coverage": ("coverage", "village", "village", lambda conn, d: m._coverage_rows(conn, d, m.ALL, assigned=False)),
+    "coverage_assigned": ("coverage", "village", "unit_village",
+                          lambda conn, d: m._coverage_rows(conn, d, m.ALL, assigned=True)),
+    "cadence": ("cadence", "village", "village", lambda conn, d: m._cadence_rows(conn, d, m.ALL)),
+    "cadence_unit": ("cadence", "village", "unit_county", lambda conn, d: m._cadence_rows(conn, d, m.ALL)),
+    "cap": ("cap", "unit", "unit", lambda conn, d: m._cap_rows(conn, d, m.ALL)),
+    "replacements": ("replacements", "unit", "unit", lambda conn, d: m._replacement_rows(conn, d, m.ALL)),
 }
 YEAR_KIND = "ratings"
 KIND_METRIC = {k: v[0] for k, v in DAY_KINDS.items()} | {YEAR_KIND: "ratings"}
 KIND_BASIS = {k: v[1] for k, v in DAY_KINDS.items()} | {YEAR_KIND: "unit"}
+KIND_GRAIN = {k: v[2] for k, v in DAY_KINDS.items()} | {YEAR_KIND: "unit"}
 SLOTS = ("n1", "n2", "n3", "n4")
+COARSE_REGION_LEVELS = ("province", "city", "county")
+
+
+def stored_kind(conn: Connection, metric_kind: str, by: str, scope: m.Scope) -> str | None:
+    """Which stored kind can answer (metric, grouping, scope) exactly; None when only the live path can.
+    Household-based metrics are stored per village without the unit, and (cadence) per unit and
+    county, which answers unit groupings and unit scopes down to county level."""
+    if metric_kind == "cadence":
+        if not scope.unit and by != "unit":
+            return "cadence"
+        if by in ("province", "city", "county", "unit") and _region_level(conn, scope.region) in (None, *COARSE_REGION_LEVELS):
+            return "cadence_unit"
+        return None
+    return metric_kind
+
+
+def _region_level(conn: Connection, code: str | None) -> str | None:
+    if not code:
+        return None
+    return conn.execute(select(m.T_REG.c.level).where(m.T_REG.c.code == code)).scalar() or "unknown"
 
 
 def default_dates(today: dt.date) -> list[dt.date]:
@@ -48,10 +73,19 @@ def _store(conn: Connection, kind: str, as_of: dt.date, rows_select, stamp: str)
     metric = KIND_METRIC[kind]
     fields = m.METRIC_FIELDS[metric]
     rows = rows_select.subquery("rows")
+    grain = KIND_GRAIN[kind]
+    src = rows
+    unit = rows.c.unit_id
+    place = rows.c.village_code
+    if grain == "village":
+        unit = literal(None, String)
+    elif grain == "unit_county":
+        gr = m.T_REG.alias("gr")
+        src = rows.join(gr, gr.c.code == rows.c.village_code)
+        place = m.group_key(gr, "county")
+    group = [place] if grain == "village" else [unit, place]
     sums = [func.sum(rows.c[f]) for f in fields] + [literal(0)] * (len(SLOTS) - len(fields))
-    sel = select(
-        literal(kind, String), literal(as_of, Date), rows.c.unit_id, rows.c.village_code, *sums
-    ).group_by(rows.c.unit_id, rows.c.village_code)
+    sel = select(literal(kind, String), literal(as_of, Date), unit, place, *sums).select_from(src).group_by(*group)
     conn.execute(
         metric_summary.insert().from_select(["kind", "as_of", "unit_id", "village_code", *SLOTS], sel)
     )
@@ -72,10 +106,14 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     clear(conn)
     for d in dates:
-        for kind, (_, _, build) in DAY_KINDS.items():
+        for kind, (_, _, _, build) in DAY_KINDS.items():
             _store(conn, kind, d, build(conn, d), stamp)
     for y in years:
         _store(conn, YEAR_KIND, dt.date(y, 12, 31), m._ratings_rows(conn, y, m.ALL), stamp)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("ANALYZE metric_summary"))
     n = conn.execute(select(func.count()).select_from(metric_summary)).scalar()
     return {"dates": len(dates), "years": len(years), "rows": int(n)}
 

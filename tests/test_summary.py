@@ -66,6 +66,13 @@ def test_summary_equals_live_on_demo_data(demo):
                     stored = fn(demo, day, by, sc)
                     assert stored.equals(live), (fn.__name__, day, by, sc)
                     checked += 1
+    # finer than the stored grains (township grouping or scope, a unit by township): the live path answers
+    with demo.connect() as conn:
+        township = conn.execute(m.select(m.T_REG.c.code).where(m.T_REG.c.level == "township").order_by(m.T_REG.c.code)).scalars().first()
+    for fn in (m.coverage, m.cadence, m.cap):
+        for by, sc in (("township", Scope()), ("village", Scope(region=township)), ("township", Scope(unit=unit)),
+                       ("unit", Scope(region=township))):
+            assert fn(demo, d, by, sc).equals(fn(demo, d, by, sc, summary=False)), (fn.__name__, by, sc)
     for by in ("city", "unit"):
         for sc in scopes:
             assert m.ratings(demo, 2025, by, sc).equals(m.ratings(demo, 2025, by, sc, summary=False))
