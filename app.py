@@ -1,7 +1,8 @@
 """帮扶责任人监测看板 — the Streamlit entry point: `streamlit run app.py`.
 
 Checks the database once per run (creating demo data on the embedded default database the first
-time), shows the demo banner, and runs the page chosen in the navigation. Database errors anywhere
+time), signs the user in (ui/auth.py: login form, idle timeout, fail closed without users), shows the
+demo banner, and runs the page chosen in the navigation. Database errors anywhere
 become one plain sentence (ui.widgets.guard), never a traceback.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import boot, data
+from ui import auth, boot, data
 from ui.startup import ensure_database
 from ui.widgets import guard
 
@@ -38,7 +39,13 @@ def _overview_alias() -> None:
 
 ALIAS = st.Page(_overview_alias, title="总览", url_path="overview", visibility="hidden")
 
-page = st.navigation([*PAGES.values(), ALIAS])
+# The navigation is drawn for what the previous run found (ui/auth.py keeps it in the session: nothing
+# before sign-in, the audit log only for province users). That is cosmetic: ui.auth.require_login below
+# decides who may see anything, and the audit page checks the role itself.
+nav = auth.nav_mode()
+AUDIT = st.Page("pages/audit.py", title="审计日志", icon=":material/policy:", url_path="audit",
+                visibility="visible" if nav == "province" else "hidden")
+page = st.navigation([*PAGES.values(), AUDIT, ALIAS], position="sidebar" if nav else "hidden")
 if page.url_path == "overview":
     page.run()
 url = data.db_url()
@@ -46,8 +53,10 @@ boot.app_started()
 try:
     with guard():
         ensure_database(url)
+        user = auth.require_login(url)  # the login form (or the fail-closed message) stops here
         if page.url_path != "meeting":
             st.sidebar.markdown("### 帮扶责任人监测看板")
+            auth.user_box(url, user)
             if data.is_demo(url):
                 st.warning("**演示数据**：当前显示的是程序生成的模拟数据，不代表河北省的真实情况，不得用于工作部署。",
                            icon=":material/science:")

@@ -90,7 +90,7 @@ if child:
                     "cadence-photos", f, filters.drill_to)
 
 st.subheader("走访逾期结对清单")
-problem_list(data.overdue(url, d, scope),
+problem_list(lambda u: data.overdue(url, d, scope, unmasked=u),
              ["pairing_id", "helper_id", "helper_name", "unit_name", "household_id", "head_name", "county", "village",
               "start_date", "last_visit", "gap_days", "interval_months"],
              "走访逾期结对", "overdue", f, empty="当前范围内没有走访逾期的结对。",

@@ -55,12 +55,13 @@ with right:
 
 st.subheader("超上限责任人清单")
 cols = ["helper_id", "helper_name", "unit_name", "unit_id", "department", "category", "phone", "load"]
-viol = data.cap_list(url, d, scope).sort_values(["load", "helper_id"], ascending=[False, True], kind="stable")
-problem_list(viol, cols, "超上限责任人", "cap", f, empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。",
+def by_load(df):
+    return df.sort_values(["load", "helper_id"], ascending=[False, True], kind="stable")
+
+
+problem_list(lambda u: by_load(data.cap_list(url, d, scope, unmasked=u)), cols, "超上限责任人", "cap", f, empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。",
              on_row=filters.open_helper, row_code="helper_id")
 
 with st.expander("全部在帮责任人及帮扶户数"):
-    everyone = data.cap_list(url, d, scope, 1).sort_values(["load", "helper_id"], ascending=[False, True],
-                                                            kind="stable")
-    problem_list(everyone, cols, "在帮责任人帮扶户数", "loads", f, empty="当前范围内没有在帮责任人。",
+    problem_list(lambda u: by_load(data.cap_list(url, d, scope, 1, unmasked=u)), cols, "在帮责任人帮扶户数", "loads", f, empty="当前范围内没有在帮责任人。",
                  on_row=filters.open_helper, row_code="helper_id")

@@ -59,7 +59,7 @@ else:
     st.info("已到村级，没有更下一级。")
 
 st.subheader("未覆盖贫困户清单")
-problem_list(data.uncovered(url, d, scope),
+problem_list(lambda u: data.uncovered(url, d, scope, unmasked=u),
              ["household_id", "head_name", "id_number", "status", "city", "county", "township", "village",
               "village_code"],
              "未覆盖贫困户", "uncovered", f, empty="当前范围内所有在帮贫困户都有在帮结对。")

@@ -7,7 +7,7 @@ import html
 
 import streamlit as st
 
-from ui import charts, data, filters, maps, theme
+from ui import auth, charts, data, filters, maps, theme
 from ui import format as fmt
 from ui.boot import require_app
 from ui.widgets import PLOTLY_CONFIG
@@ -16,6 +16,10 @@ require_app()  # inside app.py's navigation (see ui/boot.py)
 
 DEFAULT_REFRESH = 30
 f = filters.read_state(data.db_url(), show_warnings=False)
+if not f.allowed:
+    st.warning(auth.DENIED, icon=":material/block:")
+    st.stop()
+auth.record_page_view("pages/meeting.py", f.scope)
 
 refresh, refresh_warning = DEFAULT_REFRESH, None
 raw = st.query_params.get("refresh")
@@ -63,6 +67,8 @@ def tile(label: str, value: str, color: str, note: str, note_color: str | None =
 
 @st.fragment(run_every=refresh)
 def screen():
+    if auth.session_expired():  # the fragment's own reruns skip app.py: end an idle session here too
+        st.rerun(scope="app")
     url, d, scope = f.url, filters.today() if "as_of" not in st.query_params else f.as_of, f.scope
     figs = data.meeting_figures(url, d, scope)
     cov, cad, cap, rep = figs["coverage"], figs["cadence"], figs["cap"], figs["replacements"]

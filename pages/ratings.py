@@ -57,14 +57,14 @@ else:
     st.caption("点击条形" + ("打开该单位页。" if by == "unit" else "下钻到该区划。") + "「省直」「市直」为上级派出单位汇总。")
 
 st.subheader("未考核责任人")
-problem_list(data.missing_ratings(url, year, scope),
+problem_list(lambda u: data.missing_ratings(url, year, scope, unmasked=u),
              ["helper_id", "helper_name", "unit_name", "unit_id", "department", "category", "phone"],
              f"{year}年度未考核责任人", f"missing_ratings_{year}", f, empty=f"{year}年度在帮责任人都有考核等次。",
              on_row=filters.open_helper, row_code="helper_id")
 
 st.subheader("评为优秀但存在问题的责任人")
 check = rating_check_date(year, d)
-problem_list(data.excellent_with_problems(url, year, d, scope),
+problem_list(lambda u: data.excellent_with_problems(url, year, d, scope, unmasked=u),
              ["helper_id", "helper_name", "unit_name", "unit_id", "department", "load", "overdue", "problems",
               "checked_on"],
              f"{year}年度优秀但存在问题", f"excellent_with_problems_{year}", f,

@@ -9,10 +9,11 @@ import streamlit as st
 from data_access import metrics as m
 from data_access.dates import months_before
 from data_access.views import UNIT_LEVEL_ZH
-from ui import charts, data, filters
+from data_access import users
+from ui import auth, charts, data, filters
 from ui import format as fmt
 from ui.boot import require_app
-from ui.widgets import click_chart, click_table, kpi, pct_column, problem_list, table, titled
+from ui.widgets import click_chart, click_table, kpi, pct_column, problem_list, table, titled, unmask
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
 
@@ -22,18 +23,23 @@ url, d, scope, year = f.url, f.as_of, f.scope, f.year
 
 
 def helper_page(helper_id: str) -> None:
-    info = data.helper_info(url, helper_id)
+    unmasked = unmask(f"helper-{helper_id}", f)
+    info = data.helper_info(url, helper_id, scope, unmasked)
+    if info is None:  # read_state checked helper_visible; gone since
+        st.warning(f"未找到帮扶责任人 {helper_id}，或您无权查看该责任人。")
+        return
     st.title(f"帮扶责任人：{info['helper_name']}（{helper_id}）")
     st.caption(" ｜ ".join(x for x in [
         f"派出单位：{info['unit_name']}", f"处室：{info['department']}" if info.get("department") else None,
         f"类别：{info['category']}", f"职务：{info['position']}" if info.get("position") else None,
         f"联系电话：{info['phone']}" if info.get("phone") else None, f"数据截至 {fmt.date_zh(d)}"] if x))
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("← 返回单位页", on_click=filters.update, kwargs={"unit": info["unit_id"], "helper": None},
-              key="back-unit")
+    if filters.within(m.Scope(unit=info["unit_id"])) != users.NOTHING:
+        b1.button("← 返回单位页", on_click=filters.update, kwargs={"unit": info["unit_id"], "helper": None},
+                  key="back-unit")
     b2.button("关闭责任人页", on_click=filters.update, kwargs={"helper": None}, key="close-helper")
 
-    pairs = data.helper_pairings(url, d, helper_id)
+    pairs = data.helper_pairings(url, d, helper_id, scope, unmasked)
     active = pairs[pairs["active"]]
     in_scope = active[active["gap_days"].notna()]
     c = st.columns(4)
@@ -41,7 +47,7 @@ def helper_page(helper_id: str) -> None:
     kpi(c[1], "走访逾期结对", fmt.num(int(in_scope["is_overdue"].fillna(False).sum())))
     last = in_scope["last_visit"].dropna()
     kpi(c[2], "最近入户走访", fmt.date_zh(max(last)) if len(last) else "无")
-    visits_all = data.helper_visits(url, helper_id, None, d)
+    visits_all = data.helper_visits(url, helper_id, None, d, scope, unmasked)
     kpi(c[3], "累计走访记录", fmt.num(len(visits_all)))
 
     st.subheader("结对贫困户")
@@ -73,8 +79,15 @@ def unit_page() -> None:
     st.caption(" ｜ ".join([f"单位编号：{info['unit_id']}", f"级别：{UNIT_LEVEL_ZH.get(info['level'], info['level'])}",
                            f"所属区划：{info['region_name']}", f"数据截至 {fmt.date_zh(d)}"]))
     st.button("← 返回单位列表", on_click=filters.update, kwargs={"unit": None, "helper": None}, key="back-units")
-    uscope = m.Scope(unit=f.unit)  # the unit's own page: all of its helpers wherever they help
-    if f.region:
+    # the unit's own page: all of its helpers wherever they help — within what the user may see (a county
+    # user sees the unit's work in the county only)
+    uscope = filters.within(m.Scope(unit=f.unit))
+    if uscope == users.NOTHING:
+        st.warning(auth.DENIED, icon=":material/block:")
+        return
+    if uscope.region:
+        st.caption(f"单位页显示该单位在您有权查看的范围（{auth.scope_name(url, auth.current_user())}）内的责任人和结对。")
+    elif f.region:
         st.caption(f"单位页显示该单位的全部责任人，不受区划范围（{f.region_name}）限制。")
     cap = m.total_row(data.cap(url, d, "province", uscope), "cap")
     cad = m.total_row(data.cadence(url, d, "province", uscope), "cadence")
@@ -90,7 +103,7 @@ def unit_page() -> None:
     kpi(c[4], f"{year}年度未考核", fmt.num(rt["missing"]))
 
     st.subheader("本单位帮扶责任人")
-    helpers = data.unit_helpers(url, d, year, uscope)
+    helpers = data.unit_helpers(url, d, year, uscope, unmask(f"unit_helpers_{f.unit}", f))
     if helpers.empty:
         st.info("该单位没有帮扶责任人。")
         return
@@ -101,7 +114,7 @@ def unit_page() -> None:
     st.caption(f"帮扶户数超过{m.CAP}户即超上限。选中一行打开该责任人页。")
 
     st.subheader("本单位走访逾期结对")
-    problem_list(data.overdue(url, d, uscope),
+    problem_list(lambda u: data.overdue(url, d, uscope, unmasked=u),
                  ["pairing_id", "helper_id", "helper_name", "household_id", "head_name", "county", "village",
                   "last_visit", "gap_days", "interval_months"],
                  "走访逾期结对", f"overdue_{f.unit}", f, empty="该单位没有走访逾期的结对。")
@@ -115,9 +128,9 @@ def units_list() -> None:
     if units.empty:
         st.info("当前范围内没有派出单位。")
         return
-    uscope = m.Scope(region=f.region)
+    uscope = filters.within(m.Scope(region=f.region))
     cap = data.cap(url, d, "unit", uscope)[["code", "helpers", "violators"]]
-    cad = data.cadence(url, d, "unit", m.Scope())[["code", "active_pairings", "overdue"]]
+    cad = data.cadence(url, d, "unit", filters.within(m.Scope()))[["code", "active_pairings", "overdue"]]
     df = units.merge(cap, how="left", left_on="unit_id", right_on="code").drop(columns="code")
     df = df.merge(cad, how="left", left_on="unit_id", right_on="code").drop(columns="code")
     for col in ("helpers", "violators", "active_pairings", "overdue"):

@@ -71,3 +71,24 @@ def build(folder: Path) -> str:
     import_ledger(engine, write_ledger(folder / "ledger", tables()))
     engine.dispose()
     return url
+
+
+ADMIN, ADMIN_PASSWORD = "admin", "admin-password-1"
+
+
+def add_admin(url: str) -> None:
+    """The page tests sign in as a province user (a database with users requires login)."""
+    from data_access import users
+
+    engine = make_engine(url)
+    if users.get_user(engine, ADMIN) is None:
+        users.add_user(engine, ADMIN, ADMIN_PASSWORD, "province", display_name="管理员")
+    engine.dispose()
+
+
+def login(at, username: str = ADMIN, password: str = ADMIN_PASSWORD):
+    """Sign in through the real login form of an AppTest that shows it; returns the AppTest."""
+    at.text_input(key="login_user").input(username)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    return at

@@ -20,7 +20,7 @@ from data_access.dates import previous_month_end
 from data_access.metrics import Scope
 from ui import format as fmt
 
-from .pages_ledger import AS_OF, build
+from .pages_ledger import AS_OF, add_admin, build, login
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -32,6 +32,7 @@ TANGSHAN, CHANG_AN, JIANBEI = "130200", "130102", "130102001"
 def page_db(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pages")
     url = build(folder)
+    add_admin(url)
     engine = db.make_engine(url)
     yield url, engine
     engine.dispose()
@@ -58,10 +59,17 @@ def run(page: str | None = None, **params) -> AppTest:
         at.query_params[k] = v
     at.run()
     assert not at.exception, [e.message for e in at.exception]
+    if _has_login(at):
+        login(at)
+        assert not at.exception, [e.message for e in at.exception]
     if page:
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, [e.message for e in at.exception]
     return at
+
+
+def _has_login(at: AppTest) -> bool:
+    return any(t.key == "login_user" for t in at.text_input)
 
 
 def metrics_shown(at: AppTest) -> dict[str, str]:

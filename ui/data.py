@@ -2,7 +2,9 @@
 
 Every wrapper's arguments are the whole cache key: the database URL string, the date(s), the
 grouping and the Scope (a frozen, hashable dataclass — passed as a normal argument, never
-underscore-prefixed, so two users with different scopes never share an entry). The engine itself
+underscore-prefixed, so two users with different scopes never share an entry). The Scope passed is
+always the *effective* one (ui/filters.py: the user's scope ∩ what the URL asks for). List wrappers take
+``unmasked`` as a normal argument too, so masked and unmasked results are cached separately. The engine itself
 comes from ``st.cache_resource``.
 """
 
@@ -17,6 +19,7 @@ import streamlit as st
 from data_access import db
 from data_access import metrics as m
 from data_access import problems as pb
+from data_access import users
 from data_access import views as v
 from data_access.metrics import Scope
 
@@ -99,18 +102,18 @@ def trend(url: str, as_of: dt.date, scope: Scope):
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def uncovered(url: str, as_of: dt.date, scope: Scope):
-    return pb.uncovered(engine(url), as_of, scope, detail=True)
+def uncovered(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False):
+    return pb.uncovered(engine(url), as_of, scope, detail=True, unmasked=unmasked)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = m.CAP + 1):
-    return pb.cap_violators(engine(url), as_of, scope, detail=True, min_load=min_load)
+def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = m.CAP + 1, unmasked: bool = False):
+    return pb.cap_violators(engine(url), as_of, scope, detail=True, min_load=min_load, unmasked=unmasked)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def overdue(url: str, as_of: dt.date, scope: Scope):
-    return pb.overdue(engine(url), as_of, scope, detail=True)
+def overdue(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False):
+    return pb.overdue(engine(url), as_of, scope, detail=True, unmasked=unmasked)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
@@ -121,8 +124,8 @@ def gaps(url: str, as_of: dt.date, scope: Scope):
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def unapproved(url: str, as_of: dt.date, scope: Scope):
-    return pb.unapproved(engine(url), as_of, scope, detail=True)
+def unapproved(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False):
+    return pb.unapproved(engine(url), as_of, scope, detail=True, unmasked=unmasked)
 
 
 # ---------------------------------------------------------------- views
@@ -154,8 +157,20 @@ def unit_info(url: str, unit_id: str | None):
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def helper_info(url: str, helper_id: str | None):
-    return v.helper_info(engine(url), helper_id)
+def helper_info(url: str, helper_id: str | None, scope: Scope, unmasked: bool = False):
+    return v.helper_info(engine(url), helper_id, unmasked=unmasked, scope=scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def helper_visible(url: str, helper_id: str | None, scope: Scope) -> bool:
+    return v.helper_visible(engine(url), helper_id, scope)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def effective_scope(url: str, user_scope: Scope, requested: Scope):
+    """The requested scope narrowed to the user's (users.effective_scope): (scope, allowed)."""
+    eff = users.effective_scope(engine(url), user_scope, requested)
+    return eff.scope, eff.allowed
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -177,28 +192,29 @@ def rating_years(url: str):
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def unit_helpers(url: str, as_of: dt.date, year: int, scope: Scope):
-    return v.unit_helpers(engine(url), as_of, year, scope)
+def unit_helpers(url: str, as_of: dt.date, year: int, scope: Scope, unmasked: bool = False):
+    return v.unit_helpers(engine(url), as_of, year, scope, unmasked=unmasked)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def helper_pairings(url: str, as_of: dt.date, helper_id: str):
-    return v.helper_pairings(engine(url), as_of, helper_id)
+def helper_pairings(url: str, as_of: dt.date, helper_id: str, scope: Scope, unmasked: bool = False):
+    return v.helper_pairings(engine(url), as_of, helper_id, unmasked=unmasked, scope=scope)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def helper_visits(url: str, helper_id: str, start: dt.date | None, end: dt.date | None):
-    return v.helper_visits(engine(url), helper_id, start, end)
+def helper_visits(url: str, helper_id: str, start: dt.date | None, end: dt.date | None, scope: Scope,
+                  unmasked: bool = False):
+    return v.helper_visits(engine(url), helper_id, start, end, unmasked=unmasked, scope=scope)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def missing_ratings(url: str, year: int, scope: Scope):
-    return v.missing_ratings(engine(url), year, scope)
+def missing_ratings(url: str, year: int, scope: Scope, unmasked: bool = False):
+    return v.missing_ratings(engine(url), year, scope, unmasked=unmasked)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def excellent_with_problems(url: str, year: int, as_of: dt.date, scope: Scope):
-    return v.excellent_with_problems(engine(url), year, as_of, scope)
+def excellent_with_problems(url: str, year: int, as_of: dt.date, scope: Scope, unmasked: bool = False):
+    return v.excellent_with_problems(engine(url), year, as_of, scope, unmasked=unmasked)
 
 
 # ---------------------------------------------------------------- meeting mode

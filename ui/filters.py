@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from data_access import users
 from data_access.metrics import Scope
 from data_access.schema import LEVEL_RANK
 from data_access.views import LEVEL_ZH, child_level
 
-from . import data
+from . import auth, data
 from .format import date_zh
 
 PARAMS = ("as_of", "year", "region", "unit", "helper")
@@ -47,10 +48,13 @@ class Filters:
     unit_info: dict | None = None
     warnings: list[str] = field(default_factory=list)
     through: dict | None = None  # the scope region's only, same-named child, which drilling passes through
+    effective: Scope | None = None  # the user's scope ∩ the requested one (NOTHING when not allowed)
+    allowed: bool = True
 
     @property
     def scope(self) -> Scope:
-        return Scope(region=self.region, unit=self.unit)
+        """The scope every data call uses: the effective scope (see read_state)."""
+        return self.effective if self.effective is not None else Scope(region=self.region, unit=self.unit)
 
     @property
     def level(self) -> str:
@@ -195,18 +199,41 @@ def read_state(url: str, show_warnings: bool = True) -> Filters:
         else:
             unit = uinfo["unit_id"]
 
+    # the one place where the requested scope meets the user's: every page's data calls use f.scope
+    user = auth.current_user()
+    user_scope = user.scope if user is not None else users.NOTHING
+    effective, allowed = data.effective_scope(url, user_scope, Scope(region=region, unit=unit))
+    if not allowed:
+        # draw the bar for the user's own scope; f.scope matches nothing and the page stops (filter_bar)
+        region = user.region_code if user is not None and user.role in ("city", "county") else None
+        unit = user.unit_id if user is not None and user.role == "unit" else None
+    elif (effective.region, effective.unit) != (region, unit):
+        if ("region" in qp and effective.region != region) or ("unit" in qp and effective.unit != unit):
+            warnings.append("链接中的范围超出您的权限，已改为您有权查看的范围。")
+            for k, val in (("region", effective.region), ("unit", effective.unit)):
+                if k in qp and val:
+                    qp[k] = val
+                elif k in qp:
+                    del qp[k]
+        region, unit = effective.region, effective.unit
+    if region != (rinfo or {}).get("code"):
+        rinfo = data.region_info(url, region) if region else None
+        rinfo = None if rinfo and rinfo["level"] == "province" else rinfo
+    if unit != (uinfo or {}).get("unit_id"):
+        uinfo = data.unit_info(url, unit) if unit else None
+
     helper = None
     raw = _param("helper")
-    if raw:
-        if data.helper_info(url, raw) is None:
-            warnings.append(f"未找到帮扶责任人 {raw}。")
+    if raw and allowed:
+        if not data.helper_visible(url, raw, effective):
+            warnings.append(f"未找到帮扶责任人 {raw}，或您无权查看该责任人。")
             del qp["helper"]
         else:
             helper = raw
 
     f = Filters(url=url, as_of=as_of, year=year, year_explicit=year_explicit, region=region, unit=unit,
                 helper=helper, region_info=rinfo, unit_info=uinfo, warnings=warnings,
-                through=same_name_child(url, region))
+                through=same_name_child(url, region), effective=effective, allowed=allowed)
     st.session_state[STATE] = f.state()
     present = {k: str(qp[k]) for k in RESTORED if k in qp}
     if present:
@@ -341,13 +368,27 @@ def filter_bar(page: str | None = None) -> Filters:
         years = [y for y in years if MIN_YEAR <= y <= f.as_of.year]
         _select("考核年度", years, f.year, "f_year", {y: f"{y}年度" for y in years}, _on_year)
 
+        # the select boxes offer only the user's own region and below (a city user: the city fixed; a county
+        # user: city and county fixed; a unit user: the unit fixed)
+        user = auth.current_user()
+        role = user.role if user is not None else None
+        own = data.region_info(url, user.region_code) if role in ("city", "county") else None
         info = f.region_info or {}
         cities = data.list_regions(url, level="city")
         city = info.get("city_code") or ""
-        names = {"": "全省", **dict(zip(cities["code"], cities["name"]))}
-        _select("市", [""] + list(cities["code"]), city, "f_city", names, _on_city)
+        if own is not None:
+            cities = cities[cities["code"] == own["city_code"]]
+            city = own["city_code"]
+            names = dict(zip(cities["code"], cities["name"]))
+            _select("市", list(cities["code"]), city, "f_city", names, _on_city, disabled=True)
+        else:
+            names = {"": "全省", **dict(zip(cities["code"], cities["name"]))}
+            _select("市", [""] + list(cities["code"]), city, "f_city", names, _on_city)
         county = info.get("county_code") or ""
-        if city:
+        if own is not None and own["level"] == "county":
+            names = {own["code"]: own["name"]}
+            _select("县（市、区）", [own["code"]], own["code"], "f_county", names, _on_county, disabled=True)
+        elif city:
             counties = data.list_regions(url, parent_code=city)
             names = {"": "全市", **dict(zip(counties["code"], counties["name"]))}
             _select("县（市、区）", [""] + list(counties["code"]), county, "f_county", names, _on_county)
@@ -358,11 +399,28 @@ def filter_bar(page: str | None = None) -> Filters:
             st.caption("已下钻到：" + " › ".join(_path_names(path[1:])))
             st.button("返回上一级", on_click=set_region, args=(_up(url, f.region_info),), key="f_up")
 
-        units = data.list_units(url)
-        names = {"": "全部单位", **dict(zip(units["unit_id"], units["name"]))}
-        _select("派出单位", [""] + list(units["unit_id"]), f.unit or "", "f_unit", names, _on_unit)
-        st.button("重置筛选", on_click=reset, key="f_reset", help="回到全省、全部单位、今天。")
+        if role == "unit":
+            uinfo = data.unit_info(url, user.unit_id) or {"unit_id": user.unit_id, "name": user.unit_id}
+            _select("派出单位", [uinfo["unit_id"]], uinfo["unit_id"], "f_unit", {uinfo["unit_id"]: uinfo["name"]},
+                    _on_unit, disabled=True)
+        else:
+            units = data.list_units(url, own["code"] if own is not None else None)
+            names = {"": "全部单位", **dict(zip(units["unit_id"], units["name"]))}
+            _select("派出单位", [""] + list(units["unit_id"]), f.unit or "", "f_unit", names, _on_unit)
+        st.button("重置筛选", on_click=reset, key="f_reset", help="回到您有权查看的全部范围、全部单位、今天。")
+    if not f.allowed:
+        st.warning(auth.DENIED, icon=":material/block:")
+        st.stop()
+    auth.record_page_view(page or "?", f.scope)
     return f
+
+
+def within(requested: Scope) -> Scope:
+    """A scope a page asks for itself (e.g. a unit's own page) narrowed to the user's: the effective
+    scope, or users.NOTHING when not allowed."""
+    user = auth.current_user()
+    effective, allowed = data.effective_scope(data.db_url(), user.scope if user else users.NOTHING, requested)
+    return effective if allowed else users.NOTHING
 
 
 def scope_caption(f: Filters) -> None:

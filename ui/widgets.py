@@ -14,6 +14,7 @@ from data_access import export
 from data_access.db import BangfuError
 from data_access.views import TITLES
 
+from . import auth
 from .filters import Filters
 
 log = logging.getLogger("bangfu.ui")
@@ -149,10 +150,20 @@ def titled(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return df[cols].rename(columns={c: TITLES.get(c, c) for c in cols})
 
 
-def problem_list(df: pd.DataFrame, columns: list[str], title: str, file_stem: str, f: Filters,
-                 empty: str = "没有问题记录。", on_row: Callable[[str], None] | None = None,
+def unmask(view: str, f: Filters) -> bool:
+    """The per-view 显示完整个人信息 toggle (only for users allowed to unmask; audited): fetch unmasked?"""
+    return auth.unmask_toggle(view, _key(f"unmask-{view}", f), f.scope)
+
+
+def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: list[str], title: str, file_stem: str,
+                 f: Filters, empty: str = "没有问题记录。", on_row: Callable[[str], None] | None = None,
                  row_code: str | None = None, note: str | None = None) -> None:
-    """A masked problem list with its count and CSV / Excel downloads (formula cells neutralised)."""
+    """A masked problem list with its count and CSV / Excel downloads (formula cells neutralised).
+    `df` may be a function of ``unmasked``: then a user allowed to unmask gets the per-view toggle."""
+    unmasked = False
+    if callable(df):
+        unmasked = unmask(file_stem, f)
+        df = df(unmasked)
     st.markdown(f"**{title}**（{len(df):,} 条）")
     if note:
         st.caption(note)
@@ -174,7 +185,10 @@ def problem_list(df: pd.DataFrame, columns: list[str], title: str, file_stem: st
     out = df[cols]
     c1, c2, _ = st.columns([1, 1, 4])
     c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(out, TITLES), file_name=f"{stem}.csv",
-                       mime="text/csv", on_click="ignore", key=_key(f"csv-{file_stem}", f), icon=":material/download:")
+                       mime="text/csv", on_click=auth.record_export, args=(file_stem, len(out), not unmasked, f.scope, "csv"),
+                       key=_key(f"csv-{file_stem}", f) + f"|{unmasked}", icon=":material/download:")
     c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(out, TITLES, sheet=title[:31]),
-                       file_name=f"{stem}.xlsx", on_click="ignore", key=_key(f"xlsx-{file_stem}", f), icon=":material/download:",
+                       file_name=f"{stem}.xlsx", on_click=auth.record_export,
+                       args=(file_stem, len(out), not unmasked, f.scope, "xlsx"),
+                       key=_key(f"xlsx-{file_stem}", f) + f"|{unmasked}", icon=":material/download:",
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
