@@ -288,14 +288,19 @@ def cmd_problems(args) -> int:
 
     audit.record_export(engine, CLI_ACTOR, f"problems:{args.kind}", len(df), masked=False,
                         scope=Scope(args.region, args.unit), fmt=args.format)
-    if args.output:
-        with open(args.output, "wb") as f:
+    _emit(data, args.output, f"{len(df)} 行")
+    return EXIT_OK
+
+
+def _emit(data: bytes, output: str | None, what: str) -> None:
+    """Write an export to --output (and say so on stderr) or to stdout."""
+    if output:
+        with open(output, "wb") as f:
             f.write(data)
-        print(f"已写入 {len(df)} 行到 {args.output}", file=sys.stderr)
+        print(f"已写入 {what}到 {output}", file=sys.stderr)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    return EXIT_OK
 
 
 def cmd_demo(args) -> int:
@@ -428,13 +433,7 @@ def cmd_audit(args) -> int:
               (("since", args.since), ("until", args.until), ("user", args.user), ("event", args.event)) if v}
     audit.record(engine, CLI_ACTOR, audit.EXPORT, object="audit_log",
                  detail={"rows": len(df), "masked": False, "format": args.format, **detail})
-    if args.output:
-        with open(args.output, "wb") as f:
-            f.write(data)
-        print(f"已写入 {len(df)} 条审计记录到 {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    _emit(data, args.output, f"{len(df)} 条审计记录")
     return EXIT_OK
 
 

@@ -11,14 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -29,7 +23,7 @@ from data_access.dates import months_before
 from data_access.metrics import Scope
 from ui import format as fmt
 
-from .conftest import CHROMIUM
+from .conftest import CHROMIUM, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -64,51 +58,12 @@ def demo_db(tmp_path_factory):
     engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-            return r.status == 200 and r.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def server(demo_db, tmp_path_factory):
     """`streamlit run app.py` on a free port with DATABASE_URL set to the demo database."""
     url, _ = demo_db
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not _healthy(base):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Streamlit server did not come up:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with streamlit_server(url, tmp_path_factory.mktemp("server") / "streamlit.log") as base:
         yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        text = log_path.read_text(errors="replace")
-        if "Traceback" in text:
-            print(f"\nStreamlit server log ({log_path}) holds a traceback:\n{text[-4000:]}")
 
 
 @pytest.fixture(scope="session")
