@@ -34,7 +34,8 @@ def db_url() -> str:
 
 @st.cache_resource(show_spinner=False)
 def engine(url: str):
-    return db.make_engine(url)
+    # dashboard=True: statement_timeout on PostgreSQL; pre-ping replaces connections a restart killed
+    return db.make_engine(url, dashboard=True)
 
 
 @st.cache_resource(show_spinner=False)

@@ -42,6 +42,11 @@ def guard():
         log.warning("database unavailable: %s", exc)
         fail(str(exc))
     except SQLAlchemyError as exc:
+        from data_access.db import is_timeout, is_unavailable, unavailable_message
+
+        if is_unavailable(exc) or is_timeout(exc):
+            log.warning("database unavailable: %s", exc)
+            fail(unavailable_message(exc))
         log.exception("database error")
         fail("读取数据库时出错（数据库可能正在重启或连接中断），请稍后刷新页面重试。")
 
