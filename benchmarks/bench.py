@@ -1,0 +1,663 @@
+"""Province-scale benchmark: every dashboard page's data access on a database of N households.
+
+    .venv/bin/python benchmarks/bench.py --households 1000000 --db postgresql+psycopg://postgres@127.0.0.1/bangfu_bench1m
+    .venv/bin/python benchmarks/bench.py --households 100000 --db sqlite:////tmp/bench100k.sqlite
+    .venv/bin/python benchmarks/bench.py --quick --db sqlite:////tmp/bench_quick.sqlite
+
+What it does, in order (progress goes to stderr, the results table to stdout):
+
+1. Database: reuses ``--db`` when it holds demo data with exactly N households (unless ``--rebuild``);
+   otherwise runs ``demo.generate`` and ``summary.refresh_engine`` and times both (together they are
+   what ``bangfu demo`` does). On a reused database whose summaries are not stored for today, or
+   with ``--time-refresh``, one refresh is run and timed.
+2. Recording: every page is run once under Streamlit's AppTest (app.py + the page, with query
+   parameters, DATABASE_URL = the bench database) while every ``st.cache_data`` function of
+   ``ui/data.py`` is wrapped to record its name and arguments. So the bench replays exactly what the
+   pages call, and follows the pages when they change.
+3. Replay, ``--runs`` times: for each page and date, the Streamlit cache is emptied, then each recorded
+   call is made through its cached function twice: the first call is the cold one (a cache miss:
+   query + pandas + hashing and pickling the result into the cache; a repeated call within the page
+   is a hit, as in a real run), the second the warm one (a hit: hashing the arguments and unpickling
+   the stored copy). A page's cold (warm) time is the sum over its calls. The table shows medians.
+   Dates: today (no ``as_of`` in the URL) and today − 200 days (not a stored summary date).
+4. Baseline: the overview's core figures (coverage, cap and cadence by city, province totals) the
+   naive way — ``pandas.read_sql`` of whole tables, then pandas — on a database of
+   ``--baseline-households`` (the same database when N is not larger; otherwise a second one, built
+   or reused the same way). Checked against the metric engine; a mismatch prints a warning.
+5. Import throughput: ``import_ledger`` of a synthetic ledger (benchmarks/import_bench.py) with
+   ``--import-visits`` visits into a scratch database that is created and dropped (PostgreSQL:
+   ``bangfu_bench_import`` on the same server; SQLite: a temp file). The time includes the summary
+   refresh that import_ledger runs inside its transaction.
+6. Peak memory: ru_maxrss of this process after each phase, and of child processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import logging
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# bare-mode cache calls and AppTest log a warning per call (no runtime, no ScriptRunContext)
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
+# the dashboard's PostgreSQL statement_timeout (15 s by default) would turn a slow call into an error
+# page; the bench measures how long the call takes instead, and flags calls past 15 s
+os.environ.setdefault("BANGFU_STATEMENT_TIMEOUT_MS", "0")
+DASHBOARD_TIMEOUT_S = 15.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pandas as pd  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from data_access import db, demo, schema  # noqa: E402
+from data_access import metrics as m  # noqa: E402
+from data_access import summary  # noqa: E402
+from data_access.dates import months_before  # noqa: E402
+
+APP = str(ROOT / "app.py")
+PAST_DAYS = 200
+
+# targets of the issue "Province scale: every page fast on a million households"
+TARGETS = {
+    # kind: (households the targets are stated for, today cold s, today warm s or None, past cold s)
+    "postgresql": (1_000_000, 0.100, 0.010, 1.5),
+    "sqlite": (100_000, 1.0, None, 3.0),
+}
+REFRESH_TARGET_S = 30.0  # PostgreSQL, 1M households
+DEMO_TARGET_S = 180.0  # `bangfu demo --households 1000000` (generate + refresh), PostgreSQL
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def quiet_streamlit() -> None:
+    """Bare-mode cache calls and AppTest log a warning per call; keep stderr readable."""
+    from streamlit import logger as st_logger
+
+    st_logger.set_log_level("error")
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith("streamlit"):
+            lg = logging.getLogger(name)
+            lg.setLevel(logging.ERROR)
+            if _drop_warnings not in lg.filters:  # AppTest resets levels; a filter stays
+                lg.addFilter(_drop_warnings)
+
+
+def _drop_warnings(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+def rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    ms = seconds * 1000
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return f"{ms:,.0f} ms" if seconds < 60 else f"{seconds:,.1f} s"
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+# ------------------------------------------------------------------------------------------- databases
+
+
+def kind_of(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+def pg_admin(url: str):
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def pg_create(url: str, drop: bool = False) -> None:
+    name = make_url(url).database
+    admin = pg_admin(url)
+    with admin.connect() as c:
+        if drop:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def pg_drop(url: str) -> None:
+    name = make_url(url).database
+    admin = pg_admin(url)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def household_count(engine) -> int | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(schema.households)).scalar()
+    except Exception:  # noqa: BLE001 - no schema yet
+        return None
+
+
+def prepare(url: str, households: int, today: dt.date, rebuild: bool, time_refresh: bool) -> dict:
+    """Build or reuse a demo database of exactly `households`; returns timings and the engine."""
+    if kind_of(url) == "postgresql":
+        pg_create(url)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    out = {"engine": engine, "url": url, "generate_s": None, "refresh_s": None, "reused": False, "note": ""}
+    n = household_count(engine)
+    if not rebuild and db.is_demo(engine) and n == households:
+        out["reused"] = True
+        with engine.connect() as conn:
+            stored = summary.available(conn, "coverage", today) and summary.available(conn, "cadence", today)
+        log(f"reusing {db.safe_url(url)}: demo database with {n:,} households"
+            + ("" if stored else "; summaries for today are missing"))
+        if not stored or time_refresh:
+            t0 = time.perf_counter()
+            refresh = summary.refresh_engine(engine, today=today)
+            out["refresh_s"] = time.perf_counter() - t0
+            out["note"] = "reused database, summaries refreshed"
+            log(f"summary refresh: {out['refresh_s']:.1f} s ({refresh})")
+        else:
+            out["note"] = "reused database (not regenerated: --rebuild to time generation)"
+        return out
+    log(f"generating demo data: {households:,} households into {db.safe_url(url)} …")
+    t0 = time.perf_counter()
+    stats = demo.generate(engine, households=households, seed=1, as_of=today)
+    out["generate_s"] = time.perf_counter() - t0
+    log(f"demo generated in {out['generate_s']:.1f} s: {stats}")
+    out["stats"] = stats
+    t0 = time.perf_counter()
+    refresh = summary.refresh_engine(engine, today=today)
+    out["refresh_s"] = time.perf_counter() - t0
+    log(f"summary refresh: {out['refresh_s']:.1f} s ({refresh})")
+    out["note"] = "generated"
+    return out
+
+
+def baseline_url(url: str, n: int) -> str:
+    if kind_of(url) == "sqlite":
+        path = Path(url.split("///", 1)[1])
+        suffix = path.suffix or ".sqlite"
+        return f"sqlite:///{path.with_name(f'{path.stem}.baseline{n}{suffix}')}"
+    u = make_url(url)
+    return u.set(database=f"{u.database}_baseline{n}").render_as_string(hide_password=False)
+
+
+def biggest_unit_and_county(engine) -> tuple[str | None, str | None]:
+    h, hh, r = schema.helpers, schema.households, schema.regions
+    with engine.connect() as conn:
+        unit = conn.execute(
+            select(h.c.unit_id).group_by(h.c.unit_id).order_by(func.count().desc(), h.c.unit_id).limit(1)
+        ).scalar()
+        county = conn.execute(
+            select(r.c.county_code).select_from(hh.join(r, r.c.code == hh.c.village_code))
+            .where(r.c.county_code.is_not(None)).group_by(r.c.county_code)
+            .order_by(func.count().desc(), r.c.county_code).limit(1)
+        ).scalar()
+    return unit, county
+
+
+def server_info(engine) -> str:
+    if engine.dialect.name == "sqlite":
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version}"
+    with engine.connect() as conn:
+        v = conn.execute(text("SHOW server_version")).scalar()
+        sb = conn.execute(text("SHOW shared_buffers")).scalar()
+        wm = conn.execute(text("SHOW work_mem")).scalar()
+    return f"PostgreSQL {v} (shared_buffers {sb}, work_mem {wm})"
+
+
+# ------------------------------------------------------------------------------------------- recording
+
+
+def cached_functions() -> dict:
+    """name -> CachedFunc of every st.cache_data function in ui/data.py."""
+    from streamlit.runtime.caching.cache_type import CacheType
+    from streamlit.runtime.caching.cache_utils import CachedFunc
+
+    import ui.data as data
+
+    return {n: o for n, o in vars(data).items()
+            if isinstance(o, CachedFunc) and o._info.cache_type == CacheType.DATA}
+
+
+def record(url: str, pages: list[dict], timeout: float) -> None:
+    """Run each page under AppTest and store in page["calls"] the (name, args, kwargs) of every
+    cached data call it made, in order."""
+    from streamlit.testing.v1 import AppTest
+
+    import ui.data as data
+
+    funcs = cached_functions()
+    calls: list = []
+
+    def wrap(name, f):
+        def recorder(*args, **kwargs):
+            calls.append((name, args, kwargs))
+            return f(*args, **kwargs)
+
+        return recorder
+
+    os.environ["DATABASE_URL"] = url
+    for n, f in funcs.items():
+        setattr(data, n, wrap(n, f))
+    try:
+        for p in pages:
+            t0 = time.perf_counter()
+            at = AppTest.from_file(APP, default_timeout=timeout)
+            quiet_streamlit()
+            if p["path"] != "pages/overview.py":
+                at.switch_page(p["path"])  # non-default pages' url_path is their file name
+            for k, v in p["params"].items():
+                at.query_params[k] = v
+            calls.clear()
+            at.run()
+            p["calls"] = list(calls)
+            p["error"] = "; ".join(e.message for e in at.exception) if at.exception else None
+            title = at.title[0].value if len(at.title) else "?"
+            log(f"recorded {p['label']} [{p['date_label']}]: {len(p['calls'])} calls, title {title!r}, "
+                f"{time.perf_counter() - t0:.1f} s" + (f", EXCEPTION {p['error']}" if p["error"] else ""))
+    finally:
+        for n, f in funcs.items():
+            setattr(data, n, f)
+
+
+def call_label(name: str, args: tuple, kwargs: dict) -> str:
+    def short(x):
+        if isinstance(x, dt.date):
+            return x.isoformat()
+        if isinstance(x, m.Scope):
+            parts = [f"{k}={v}" for k, v in (("region", x.region), ("unit", x.unit)) if v]
+            return f"Scope({', '.join(parts)})"
+        return repr(x)
+
+    rest = [short(a) for a in args[1:]] + [f"{k}={short(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(rest)})"
+
+
+def replay(calls: list, url: str | None = None) -> tuple[float, float, list[tuple[float, float]]]:
+    """Empty the cache, then make each call cold (a miss) and at once warm (a hit).
+    Returns (cold total, warm total, per-call (cold, warm))."""
+    import streamlit as st
+
+    funcs = cached_functions()
+    st.cache_data.clear()
+    gc.collect()
+    per = []
+    for name, args, kwargs in calls:
+        if url is not None:
+            args = (url, *args[1:])
+        f = funcs[name]
+        t0 = time.perf_counter()
+        f(*args, **kwargs)
+        t1 = time.perf_counter()
+        f(*args, **kwargs)
+        t2 = time.perf_counter()
+        per.append((t1 - t0, t2 - t1))
+    st.cache_data.clear()
+    return sum(c for c, _ in per), sum(w for _, w in per), per
+
+
+# ------------------------------------------------------------------------------------------- baseline
+
+
+def _group_city(df: pd.DataFrame, prefix: str = "") -> pd.Series:
+    """metrics.group_key for "city": the city, or the province where the chain has no city."""
+    return df[f"{prefix}city_code"].fillna(df[f"{prefix}province_code"])
+
+
+def naive_overview(engine, d: dt.date) -> dict:
+    """The overview's core figures the naive way: whole tables into pandas, then pandas."""
+    with engine.connect() as conn:
+        t = {name: pd.read_sql(tab.select(), conn) for name, tab in (
+            ("households", schema.households), ("pairings", schema.pairings), ("helpers", schema.helpers),
+            ("units", schema.units), ("regions", schema.regions), ("visits", schema.visits))}
+    hh, pr, he, un, rg, vi = (t[k] for k in ("households", "pairings", "helpers", "units", "regions", "visits"))
+    ts = pd.Timestamp(d)
+    for df, cols in ((pr, ("start_date", "end_date")), (vi, ("visit_date",))):
+        for c in cols:
+            df[c] = pd.to_datetime(df[c])
+    reg = rg[["code", "province_code", "city_code"]]
+    hh = hh[hh["status"].isin(schema.IN_SCOPE_STATUSES)].merge(reg, left_on="village_code", right_on="code")
+    hh["city"] = _group_city(hh)
+    active = pr[(pr["start_date"] <= ts) & (pr["end_date"].isna() | (pr["end_date"] > ts))]
+    active = active.merge(he[["helper_id", "unit_id", "department", "category"]], on="helper_id")
+
+    # M1 coverage
+    has_cadre = (active["category"] == "cadre").groupby(active["household_id"]).max()
+    cov = hh[["household_id", "status", "city"]].copy()
+    cov["covered"] = cov["household_id"].isin(has_cadre.index).astype(int)
+    cov["weak"] = ((cov["status"] == "not_lifted") & (cov["covered"] == 1)
+                   & ~cov["household_id"].map(has_cadre).fillna(False).astype(bool)).astype(int)
+    coverage = cov.groupby("city").agg(households=("household_id", "size"), covered=("covered", "sum"),
+                                       weak=("weak", "sum"))
+
+    # M2 cap
+    ap = active[active["household_id"].isin(hh["household_id"])]
+    loads = ap.groupby("helper_id")["household_id"].nunique().rename("load").reset_index()
+    loads = loads.merge(he[["helper_id", "unit_id"]], on="helper_id").merge(
+        un[["unit_id", "region_code"]], on="unit_id").merge(reg, left_on="region_code", right_on="code")
+    loads["city"] = _group_city(loads)
+    loads["violators"] = (loads["load"] > m.CAP).astype(int)
+    loads["excess"] = (loads["load"] - m.CAP).clip(lower=0)
+    cap = loads.groupby("city").agg(helpers=("helper_id", "size"), violators=("violators", "sum"),
+                                    excess=("excess", "sum"))
+
+    # M3 cadence
+    ap = ap.merge(un[["unit_id", "level"]], on="unit_id").merge(hh[["household_id", "city"]], on="household_id")
+    ap["dept"] = (ap["level"] == "province") & (ap["department"].fillna("") != "")
+    seen = vi[(vi["mode"] == "in_home") & (vi["visit_date"] <= ts)]
+    own = seen.groupby(["household_id", "helper_id"])["visit_date"].max().rename("own_last").reset_index()
+    ap = ap.merge(own, on=["household_id", "helper_id"], how="left")
+    dseen = seen.merge(he[["helper_id", "unit_id", "department"]], on="helper_id")
+    dlast = dseen.groupby(["household_id", "unit_id", "department"])["visit_date"].max().rename("dept_last").reset_index()
+    ap = ap.merge(dlast, on=["household_id", "unit_id", "department"], how="left")
+    last = ap["dept_last"].where(ap["dept"], ap["own_last"])
+    ref = last.where(last.notna() & (last >= ap["start_date"]), ap["start_date"])
+    cut2, cut4 = pd.Timestamp(months_before(d, m.INTERVAL_MONTHS)), pd.Timestamp(months_before(d, m.DEPARTMENT_INTERVAL_MONTHS))
+    ap["overdue"] = (ref < ap["dept"].map({True: cut4, False: cut2})).astype(int)
+    cadence = ap.groupby("city").agg(active_pairings=("pairing_id", "size"), overdue=("overdue", "sum"))
+
+    out = {}
+    for name, df in (("coverage", coverage), ("cap", cap), ("cadence", cadence)):
+        df = df[df.iloc[:, 0] > 0]
+        out[name] = {str(k): tuple(int(x) for x in row) for k, row in zip(df.index, df.itertuples(index=False))}
+        out[name + "_total"] = tuple(int(df[c].sum()) for c in df.columns)
+    return out
+
+
+def engine_overview(engine, d: dt.date) -> dict:
+    """The same figures from the metric engine (summaries where stored)."""
+    out = {}
+    for name, fn in (("coverage", m.coverage), ("cap", m.cap), ("cadence", m.cadence)):
+        df = fn(engine, d, "city", m.ALL)
+        fields = m.METRIC_FIELDS[name]
+        out[name] = {str(r["code"]): tuple(int(r[f]) for f in fields) for _, r in df.iterrows()}
+        tot = m.total_row(df, name)
+        out[name + "_total"] = tuple(tot[f] for f in fields)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- import
+
+
+def import_throughput(url: str, visits: int) -> dict:
+    import import_bench
+
+    from data_access.ledger import import_ledger
+
+    tmpdir = tempfile.TemporaryDirectory(prefix="bangfu_bench_import_")
+    folder = Path(tmpdir.name) / "ledger"
+    folder.mkdir()
+    if kind_of(url) == "postgresql":
+        scratch = make_url(url).set(database="bangfu_bench_import").render_as_string(hide_password=False)
+        pg_create(scratch, drop=True)
+    else:
+        scratch = f"sqlite:///{Path(tmpdir.name) / 'import.sqlite'}"
+    engine = db.make_engine(scratch)
+    try:
+        db.upgrade(engine)
+        t0 = time.perf_counter()
+        import_bench.build(folder, visits)
+        build_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = import_ledger(engine, folder)
+        el = time.perf_counter() - t0
+        rows = sum(result.inserted.values())
+    finally:
+        engine.dispose()
+        if kind_of(url) == "postgresql":
+            pg_drop(scratch)
+        tmpdir.cleanup()
+    return {"visits": visits, "seconds": el, "rows": rows, "build_s": build_s,
+            "inserted_visits": result.inserted.get("visits", 0)}
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def machine() -> tuple[int, float]:
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = 0.0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return ncpu, mem
+
+
+def page_list(unit: str | None, county: str | None, today: dt.date, past: dt.date) -> list[dict]:
+    specs = [("overview", "pages/overview.py", {})]
+    if (ROOT / "pages" / "map.py").exists():
+        specs.append(("map", "pages/map.py", {}))
+    specs += [("coverage", "pages/coverage.py", {})]
+    if county:
+        specs.append((f"coverage, county {county}", "pages/coverage.py", {"region": county}))
+    specs += [("cap", "pages/cap.py", {}), ("cadence", "pages/cadence.py", {}), ("ratings", "pages/ratings.py", {})]
+    if unit:
+        specs.append((f"units, unit {unit}", "pages/units.py", {"unit": unit}))
+    specs.append(("meeting", "pages/meeting.py", {}))
+    pages = []
+    for date_label, d in (("today", today), (f"today−{PAST_DAYS}d", past)):
+        for label, path, params in specs:
+            params = dict(params)
+            if d != today:
+                params["as_of"] = d.isoformat()
+            pages.append({"label": label, "path": path, "params": params, "date": d, "date_label": date_label,
+                          "past": d != today})
+    return pages
+
+
+def verdict(value: float | None, target: float | None) -> str:
+    if value is None or target is None:
+        return "—"
+    if value <= target:
+        return "yes"
+    return f"**no** ({value / target:.1f}× target)"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", required=True, help="database URL (sqlite:///path or postgresql+psycopg://…)")
+    ap.add_argument("--households", type=int, help="households of the bench database (default 1,000,000)")
+    ap.add_argument("--runs", type=int, help="replays per page and date; the table shows medians (default 5)")
+    ap.add_argument("--baseline-households", type=int, help="size of the naive-baseline database (default 100,000)")
+    ap.add_argument("--import-visits", type=int, help="visits of the import-throughput ledger (default 1,000,000)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 20,000 households, 3 runs, 100,000 import visits")
+    ap.add_argument("--rebuild", action="store_true", help="regenerate the database even when it can be reused")
+    ap.add_argument("--time-refresh", action="store_true", help="on a reused database, time one summary refresh")
+    ap.add_argument("--slow-page", type=float, default=30.0,
+                    help="a page/date whose first cold replay takes longer (s) is replayed only twice (default 30)")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="AppTest timeout per page run (s)")
+    ap.add_argument("--skip-import", action="store_true")
+    ap.add_argument("--skip-baseline", action="store_true")
+    args = ap.parse_args(argv)
+    quick = args.quick
+    N = args.households or (20_000 if quick else 1_000_000)
+    runs = args.runs or (3 if quick else 5)
+    B = args.baseline_households or 100_000
+    import_visits = args.import_visits or (100_000 if quick else 1_000_000)
+
+    quiet_streamlit()
+    url = db.resolve_url(args.db)
+    kind = kind_of(url)
+    today = dt.date.today()
+    past = today - dt.timedelta(days=PAST_DAYS)
+    rss = {}
+    t_start = time.perf_counter()
+
+    main_db = prepare(url, N, today, args.rebuild, args.time_refresh)
+    engine = main_db["engine"]
+    rss["after database build"] = rss_mb()
+    srv = server_info(engine)
+    unit, county = biggest_unit_and_county(engine)
+
+    pages = page_list(unit, county, today, past)
+    record(url, pages, args.timeout)
+    quiet_streamlit()  # AppTest may have reconfigured Streamlit's loggers
+    rss["after recording (AppTest)"] = rss_mb()
+
+    for p in pages:
+        p["cold"], p["warm"], p["per"] = [], [], []
+    for r in range(runs):
+        for p in pages:
+            if p["error"] is not None:
+                continue
+            if r >= 2 and p["cold"] and p["cold"][0] > args.slow_page:
+                continue
+            c, w, per = replay(p["calls"])
+            p["cold"].append(c)
+            p["warm"].append(w)
+            p["per"].append(per)
+        log(f"replay run {r + 1}/{runs} done ({time.perf_counter() - t_start:.0f} s since start)")
+    rss["after page replays"] = rss_mb()
+
+    # baseline
+    base = None
+    if not args.skip_baseline:
+        if N <= B:
+            b_db, b_n = main_db, N
+        else:
+            b_n = B
+            b_db = prepare(baseline_url(url, B), B, today, args.rebuild, False)
+        b_engine = b_db["engine"]
+        base = {"n": b_n, "url": b_db["url"], "dates": {}}
+        overview_calls = {p["date_label"]: p["calls"] for p in pages if p["label"] == "overview"}
+        for p in pages:
+            if p["label"] != "overview":
+                continue
+            d = p["date"]
+            naive_t, ours_page, ours_fig = [], [], []
+            naive = ours = None
+            for r in range(runs):
+                gc.collect()
+                t0 = time.perf_counter()
+                naive = naive_overview(b_engine, d)
+                naive_t.append(time.perf_counter() - t0)
+                gc.collect()
+                t0 = time.perf_counter()
+                ours = engine_overview(b_engine, d)
+                ours_fig.append(time.perf_counter() - t0)
+                if b_db is main_db:
+                    ours_page = p["cold"]
+                else:
+                    ours_page.append(replay(overview_calls[p["date_label"]], url=b_db["url"])[0])
+                if r >= 1 and naive_t[0] > 4 * args.slow_page:
+                    break
+            diff = [k for k in naive if naive[k] != ours[k]]
+            if diff:
+                for k in diff:
+                    bad = {c: (naive[k].get(c), ours[k].get(c)) for c in set(naive[k]) | set(ours[k])
+                           if naive[k].get(c) != ours[k].get(c)} if isinstance(naive[k], dict) else (naive[k], ours[k])
+                    log(f"WARNING: naive baseline differs from the metric engine on {k} at {d}: {bad}")
+            base["dates"][p["date_label"]] = {"naive": median(naive_t), "ours_page": median(ours_page),
+                                              "ours_fig": median(ours_fig), "agree": not diff, "n": len(naive_t)}
+            log(f"baseline {p['date_label']}: naive {median(naive_t):.2f} s, ours (figures) {median(ours_fig):.3f} s, "
+                f"agree={not diff}")
+        rss["after baseline"] = rss_mb()
+
+    imp = None
+    if not args.skip_import:
+        log(f"import throughput: {import_visits:,} visits …")
+        imp = import_throughput(url, import_visits)
+        log(f"import: {imp['seconds']:.1f} s for {imp['rows']:,} rows")
+        rss["after import"] = rss_mb()
+
+    # ------------------------------------------------------------------ the table
+    ncpu, mem = machine()
+    tgt_n, t_cold, t_warm, t_past = TARGETS[kind]
+    print(f"# bangfu benchmark — {dt.datetime.now().isoformat(timespec='seconds')}")
+    print()
+    print(f"date {today.isoformat()} (past as-of date {past.isoformat()}) · nproc {ncpu} · memory {mem:.1f} GB · "
+          f"{srv} · {N:,} households · runs {runs} · Python {platform.python_version()}")
+    sizes = "" if N == tgt_n else f" (targets are stated for {tgt_n:,} households; this database has {N:,})"
+    print(f"database: {db.safe_url(url)} — {main_db['note']}{sizes}")
+    print()
+    print("| page | date | cold median | warm median | target | met? |")
+    print("|---|---|---:|---:|---|---|")
+    for p in pages:
+        if p["error"]:
+            print(f"| {p['label']} | {p['date_label']} | error | error | — | **no**: {p['error'][:80]} |")
+            continue
+        c, w = median(p["cold"]), median(p["warm"])
+        n = "" if len(p["cold"]) == runs else f" (n={len(p['cold'])})"
+        if p["past"]:
+            target, met = f"cold ≤ {fmt_s(t_past)}", verdict(c, t_past)
+        else:
+            target = f"cold ≤ {fmt_s(t_cold)}" + (f", warm ≤ {fmt_s(t_warm)}" if t_warm else "")
+            met = verdict(c, t_cold)
+            if t_warm:
+                mw = verdict(w, t_warm)
+                met = met if mw == "yes" else (f"cold {met}, warm {mw}" if met == "yes" else f"cold {met}, warm {mw}")
+        print(f"| {p['label']} | {p['date_label']} | {fmt_s(c)}{n} | {fmt_s(w)} | {target} | {met} |")
+    if main_db["refresh_s"] is not None:
+        print(f"| summary refresh ({N:,} households) | today | {fmt_s(main_db['refresh_s'])} | | ≤ 30 s (PostgreSQL, 1M) | "
+              f"{verdict(main_db['refresh_s'], REFRESH_TARGET_S)} |")
+    if main_db["generate_s"] is not None:
+        both = main_db["generate_s"] + main_db["refresh_s"]
+        print(f"| demo generation ({N:,} households) | today | {fmt_s(main_db['generate_s'])} | | | |")
+        print(f"| `bangfu demo` = generation + refresh | today | {fmt_s(both)} | | ≤ 3 min (PostgreSQL, 1M) | "
+              f"{verdict(both, DEMO_TARGET_S)} |")
+    if imp:
+        print(f"| import {imp['visits']:,}-visit ledger ({imp['rows']:,} rows, incl. summary refresh) | | "
+              f"{fmt_s(imp['seconds'])} | | {imp['visits'] / imp['seconds']:,.0f} visits/s · "
+              f"{imp['rows'] / imp['seconds']:,.0f} rows/s | |")
+    if base:
+        for label, b in base["dates"].items():
+            note = "" if b["agree"] else " — **naive result differs**"
+            print(f"| naive baseline: overview figures, {base['n']:,} households (n={b['n']}) | {label} | "
+                  f"{fmt_s(b['naive'])} | | ratio naive ÷ ours: {b['naive'] / b['ours_page']:,.1f}× the overview page, "
+                  f"{b['naive'] / b['ours_fig']:,.1f}× the same figures ({fmt_s(b['ours_fig'])}) | "
+                  f"{'same figures' if b['agree'] else 'DIFFERENT'}{note} |")
+    peak = " · ".join(f"{k} {v:,.0f} MB" for k, v in rss.items())
+    print(f"| peak RSS (bench process) | | {rss_mb():,.0f} MB | | {peak} | |")
+    print(f"| peak RSS (child processes) | | {rss_mb(resource.RUSAGE_CHILDREN):,.0f} MB | | | |")
+    print()
+
+    # ------------------------------------------------------------------ what each page's time is made of
+    print("## Slowest calls per page (median cold / warm of each recorded call)")
+    print()
+    if kind == "postgresql":
+        print("(**> 15 s**: a call this slow that is one SQL statement is cancelled by the dashboard's default "
+              "statement_timeout, BANGFU_STATEMENT_TIMEOUT_MS; the bench runs without it.)")
+        print()
+    for p in pages:
+        if p["error"] or not p["per"]:
+            continue
+        k = len(p["calls"])
+        cold = [median([run[i][0] for run in p["per"]]) for i in range(k)]
+        warm = [median([run[i][1] for run in p["per"]]) for i in range(k)]
+        order = sorted(range(k), key=lambda i: -cold[i])[:4]
+        parts = [f"{call_label(*p['calls'][i])} {fmt_s(cold[i])} / {fmt_s(warm[i])}"
+                 + (" **> 15 s**" if cold[i] > DASHBOARD_TIMEOUT_S else "") for i in order]
+        print(f"- {p['label']} [{p['date_label']}], {k} calls: " + "; ".join(parts))
+    print()
+    log(f"total bench time {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
