@@ -167,7 +167,8 @@ def prepare(url: str, households: int, today: dt.date, rebuild: bool, time_refre
     if not rebuild and db.is_demo(engine) and n == households:
         out["reused"] = True
         with engine.connect() as conn:
-            stored = summary.available(conn, "coverage", today) and summary.available(conn, "cadence", today)
+            # every kind of the current summary design (a database refreshed by older code lacks some)
+            stored = all(summary.available(conn, kind, today) for kind in summary.DAY_KINDS)
         log(f"reusing {db.safe_url(url)}: demo database with {n:,} households"
             + ("" if stored else "; summaries for today are missing"))
         if not stored or time_refresh:
