@@ -25,7 +25,7 @@ import streamlit as st
 
 from . import data, filters, theme
 from .format import DASH, num, pct
-from .widgets import PLOTLY_CONFIG
+from .widgets import PLOTLY_CONFIG, selected_point_code
 
 GEO_DIR = Path(__file__).resolve().parent / "geo"
 FILES = {"county": "hebei_counties.geojson", "city": "hebei_cities.geojson"}
@@ -308,29 +308,13 @@ def chart_key(base: str, f: filters.Filters, *extra) -> str:
     return "|".join(str(x) for x in (base, f.region, f.unit, f.as_of, f.year, *extra))
 
 
-def selected_code(key: str) -> str | None:
-    """The code of the clicked polygon: customdata[0], or the point's location."""
-    state = st.session_state.get(key)
-    try:
-        points = state["selection"]["points"]
-    except (KeyError, TypeError):
-        return None
-    if not points:
-        return None
-    p = points[0]
-    cd = p.get("customdata")
-    if isinstance(cd, (list, tuple)) and cd:
-        return str(cd[0])
-    return str(p["location"]) if p.get("location") else None
-
-
 def map_chart(fig: go.Figure, key: str, action: Callable[[str], None] | None, config: dict, **kw) -> None:
     if action is None:
         st.plotly_chart(fig, key=key, config=config, **kw)
         return
 
     def on_select():
-        code = selected_code(key)
+        code = selected_point_code(key)
         if code:
             action(code)
 

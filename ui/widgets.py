@@ -69,7 +69,9 @@ def kpi(col, label: str, value: str, delta: str | None = None, bad_when_up: bool
 # ------------------------------------------------------------------------------------------- clicks
 
 
-def _selected_point_code(key: str) -> str | None:
+def selected_point_code(key: str) -> str | None:
+    """The code of the clicked bar or polygon in a chart's selection state: customdata (its first
+    item), else the point's location (choropleth maps)."""
     state = st.session_state.get(key)
     try:
         points = state["selection"]["points"]
@@ -77,10 +79,13 @@ def _selected_point_code(key: str) -> str | None:
         return None
     if not points:
         return None
-    cd = points[0].get("customdata")
+    p = points[0]
+    cd = p.get("customdata")
     if isinstance(cd, (list, tuple)):
         cd = cd[0] if cd else None
-    return str(cd) if cd is not None else None
+    if cd is not None:
+        return str(cd)
+    return str(p["location"]) if p.get("location") else None
 
 
 def _selected_row_code(key: str, codes: list) -> str | None:
@@ -107,7 +112,7 @@ def click_chart(fig, base_key: str, f: Filters, action: Callable[[str], None] | 
     key = _key(base_key, f)
 
     def on_select():
-        code = _selected_point_code(key)
+        code = selected_point_code(key)
         if code:
             action(code)
 
