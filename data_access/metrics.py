@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import (
+    Integer,
     String,
     and_,
     case,
@@ -300,9 +301,9 @@ def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summa
     assigned = by == "unit" or bool(scope.unit)
     kind = "coverage_assigned" if assigned else "coverage"
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, kind, as_of, scope, summary,
-                                lambda: _coverage_rows(conn, as_of, scope, assigned), by)
-        return _aggregate(conn, rows, "coverage", by, "village")
+        rows, basis = _rows_or_summary(conn, kind, as_of, scope, summary,
+                                       lambda: _coverage_rows(conn, as_of, scope, assigned), by, "village")
+        return _aggregate(conn, rows, "coverage", by, basis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,8 +361,9 @@ def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: b
     """M2, grouped by the helper's sending unit or that unit's region."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, "cap", as_of, scope, summary, lambda: _cap_rows(conn, as_of, scope), by)
-        return _aggregate(conn, rows, "cap", by, "unit")
+        rows, basis = _rows_or_summary(conn, "cap", as_of, scope, summary, lambda: _cap_rows(conn, as_of, scope),
+                                       by, "unit")
+        return _aggregate(conn, rows, "cap", by, basis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,29 +371,89 @@ def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: b
 # --------------------------------------------------------------------------------------------
 
 
-def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
+def days_between(conn: Connection, later: dt.date, col) -> ColumnElement:
+    """later - col in whole days, on either database."""
+    if conn.dialect.name == "postgresql":
+        return literal(later) - col
+    return func.cast(func.julianday(literal(later.isoformat())) - func.julianday(col), Integer)
+
+
+def own_last_visits(as_of: dt.date, households=None):
+    """last in-home visit on or before as_of per (household, helper): one aggregate pass over the visits
+    (optionally only of the households in a subquery)."""
+    v = T_VIS.alias("ov")
+    q = select(v.c.household_id, v.c.helper_id, func.max(v.c.visit_date).label("last")).where(
+        v.c.mode == "in_home", v.c.visit_date <= as_of)
+    if households is not None:
+        q = q.where(v.c.household_id.in_(households))
+    return q.group_by(v.c.household_id, v.c.helper_id).subquery("own_last")
+
+
+def _wide(conn: Connection, scope: Scope) -> bool:
+    """Is the aggregate formulation of last(p) the faster one? On PostgreSQL for province- and
+    city-wide questions; a narrow scope (a county or below, a unit) probes the index per pairing."""
+    if conn.dialect.name != "postgresql" or scope.unit:
+        return False
+    if not scope.region:
+        return True
+    level = conn.execute(select(T_REG.c.level).where(T_REG.c.code == scope.region)).scalar()
+    return level in ("province", "city")
+
+
+def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=None):
     """One row per active in-scope pairing on as_of with its last in-home visit by its visitors
     (``last_visit``), plus the reference-date and cut-off expressions over that row.
-    Shared by the counts and the overdue list.
+    Shared by the counts, the overdue list and the stored pairing status.
 
-    last(p) is looked up per pairing through the index on visits (household, helper, mode, date):
-    the helper's own visits, or, for a department-based pairing, those of every helper of the same
-    unit and department."""
+    last(p) is the latest in-home visit on or before as_of by the pairing's helper, or, for a
+    department-based pairing, by any helper of the same unit and department. It is read from
+    ``own_last`` (a subquery of household_id, helper_id, last: the latest in-home visit on or before
+    as_of per household and helper, e.g. ``own_last_visits``) when given or when the question is
+    province- or city-wide on PostgreSQL; otherwise it is looked up per pairing through the index on
+    visits (household, helper, mode, date)."""
     p = T_PAIR.alias("p")
     hh = T_HH.alias("hh")
     hr = T_REG.alias("hr")
     h = T_HELP.alias("h")
     u = T_UNIT.alias("u")
     dept = department_based(h, u)
-    v, vh = T_VIS.alias("v"), T_HELP.alias("vh")
-    in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= as_of)
-    own_last = select(func.max(v.c.visit_date)).where(in_home_by, v.c.helper_id == p.c.helper_id).scalar_subquery()
-    dept_last = (
-        select(func.max(v.c.visit_date))
-        .select_from(v.join(vh, vh.c.helper_id == v.c.helper_id))
-        .where(in_home_by, vh.c.unit_id == h.c.unit_id, vh.c.department == h.c.department)
-        .scalar_subquery()
+    base = (
+        p.join(hh, hh.c.household_id == p.c.household_id)
+        .join(hr, hr.c.code == hh.c.village_code)
+        .join(h, h.c.helper_id == p.c.helper_id)
+        .join(u, u.c.unit_id == h.c.unit_id)
     )
+    if own_last is None and _wide(conn, scope):
+        own_last = own_last_visits(as_of)
+    if own_last is not None:
+        # the department's last visit: the latest own-last of any helper of the same unit and department
+        dh, du = T_HELP.alias("dh"), T_UNIT.alias("du")
+        dept_last = (
+            select(own_last.c.household_id, dh.c.unit_id, dh.c.department, func.max(own_last.c.last).label("last"))
+            .select_from(own_last.join(dh, dh.c.helper_id == own_last.c.helper_id).join(du, du.c.unit_id == dh.c.unit_id))
+            .where(department_based(dh, du))
+            .group_by(own_last.c.household_id, dh.c.unit_id, dh.c.department)
+            .subquery("dept_last")
+        )
+        base = base.outerjoin(
+            own_last, and_(own_last.c.household_id == p.c.household_id, own_last.c.helper_id == p.c.helper_id)
+        ).outerjoin(
+            dept_last,
+            and_(dept_last.c.household_id == p.c.household_id, dept_last.c.unit_id == h.c.unit_id,
+                 dept_last.c.department == h.c.department),
+        )
+        last = case((dept, dept_last.c.last), else_=own_last.c.last)
+    else:
+        v, vh = T_VIS.alias("v"), T_HELP.alias("vh")
+        in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= as_of)
+        own = select(func.max(v.c.visit_date)).where(in_home_by, v.c.helper_id == p.c.helper_id).scalar_subquery()
+        dept_sub = (
+            select(func.max(v.c.visit_date))
+            .select_from(v.join(vh, vh.c.helper_id == v.c.helper_id))
+            .where(in_home_by, vh.c.unit_id == h.c.unit_id, vh.c.department == h.c.department)
+            .scalar_subquery()
+        )
+        last = case((dept, dept_sub), else_=own)
     ps = (
         select(
             p.c.pairing_id,
@@ -401,14 +463,9 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
             h.c.unit_id,
             case((dept, DEPARTMENT_INTERVAL_MONTHS), else_=INTERVAL_MONTHS).label("interval_months"),
             hr.c.code.label("village_code"),
-            case((dept, dept_last), else_=own_last).label("last_visit"),
+            last.label("last_visit"),
         )
-        .select_from(
-            p.join(hh, hh.c.household_id == p.c.household_id)
-            .join(hr, hr.c.code == hh.c.village_code)
-            .join(h, h.c.helper_id == p.c.helper_id)
-            .join(u, u.c.unit_id == h.c.unit_id)
-        )
+        .select_from(base)
         .where(active_on(p, as_of), in_scope(hh), _region_filter(conn, hr, scope.region))
     )
     if scope.unit:
@@ -427,10 +484,10 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope):
     return ps, ref, cutoff
 
 
-def _cadence_rows(conn: Connection, as_of: dt.date, scope: Scope):
+def _cadence_rows(conn: Connection, as_of: dt.date, scope: Scope, own_last=None):
     """M3 fact rows: one per active in-scope pairing (household's village, helper's unit;
     active_pairings=1, overdue)."""
-    ps, ref, cutoff = _pairing_status(conn, as_of, scope)
+    ps, ref, cutoff = _pairing_status(conn, as_of, scope, own_last)
     return select(
         ps.c.village_code.label("village_code"),
         ps.c.unit_id.label("unit_id"),
@@ -443,8 +500,9 @@ def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summar
     """M3: active in-scope pairings and the overdue ones, by household region or helper unit."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, "cadence", as_of, scope, summary, lambda: _cadence_rows(conn, as_of, scope), by)
-        return _aggregate(conn, rows, "cadence", by, "village")
+        rows, basis = _rows_or_summary(conn, "cadence", as_of, scope, summary,
+                                       lambda: _cadence_rows(conn, as_of, scope), by, "village")
+        return _aggregate(conn, rows, "cadence", by, basis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,9 +544,9 @@ def ratings(bind, year: int, by: str = "county", scope: Scope = ALL, summary: bo
     """M4 for year Y: helpers per grade, and helpers paired during Y with no rating for Y."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, "ratings", dt.date(year, 12, 31), scope, summary,
-                                lambda: _ratings_rows(conn, year, scope), by)
-        return _aggregate(conn, rows, "ratings", by, "unit")
+        rows, basis = _rows_or_summary(conn, "ratings", dt.date(year, 12, 31), scope, summary,
+                                       lambda: _ratings_rows(conn, year, scope), by, "unit")
+        return _aggregate(conn, rows, "ratings", by, basis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,9 +587,9 @@ def replacements(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, s
     """M5: replacements ended on or before the date, and those without county approval."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows = _rows_or_summary(conn, "replacements", as_of, scope, summary,
-                                lambda: _replacement_rows(conn, as_of, scope), by)
-        return _aggregate(conn, rows, "replacements", by, "unit")
+        rows, basis = _rows_or_summary(conn, "replacements", as_of, scope, summary,
+                                       lambda: _replacement_rows(conn, as_of, scope), by, "unit")
+        return _aggregate(conn, rows, "replacements", by, basis)
 
 
 def _photo_rows(conn: Connection, start: dt.date, end: dt.date, scope: Scope):
@@ -558,12 +616,22 @@ def _photo_rows(conn: Connection, start: dt.date, end: dt.date, scope: Scope):
     return q
 
 
-def photos(bind, start: dt.date, end: dt.date, by: str = "county", scope: Scope = ALL) -> pd.DataFrame:
+def photos(bind, start: dt.date, end: dt.date, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
     """M6: in-home visits dated start..end (inclusive) and those with a photo uploaded.
-    By household region, or by the visiting helper's unit."""
+    By household region, or by the visiting helper's unit. The months of the period that are stored
+    (summary kind "photos": a calendar month up to a summary date) are read; the rest is counted live."""
     _check_by(by)
     with Conn(bind) as conn:
-        return _aggregate(conn, _photo_rows(conn, start, end, scope).subquery("rows"), "photos", by, "village")
+        parts, live_ranges = [], [(start, end)]
+        if summary and by != "unit" and not scope.unit:
+            from .summary import photo_pieces
+
+            parts, live_ranges = photo_pieces(conn, start, end, by, scope)
+        parts += [_photo_rows(conn, a, b, scope) for a, b in live_ranges]
+        if not parts:
+            parts = [_photo_rows(conn, start, end, scope)]
+        rows = parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])
+        return _aggregate(conn, rows.subquery("rows"), "photos", by, "village")
 
 
 # --------------------------------------------------------------------------------------------
@@ -589,17 +657,17 @@ def _aggregate(conn: Connection, rows, metric: str, by: str, basis: str) -> pd.D
 
 
 def _rows_or_summary(conn: Connection, kind: str, as_of: dt.date, scope: Scope, use_summary: bool, live,
-                     by: str | None = None):
-    """The stored summary rows that answer (kind, grouping, scope, date) exactly when they exist,
-    else the live fact rows."""
+                     by: str, basis: str):
+    """(rows, basis): the stored summary rows that answer (kind, grouping, scope, date) exactly when
+    they exist, else the live fact rows. Stored roll-ups are keyed by the region they were summed
+    under, so they are grouped like household-based rows (basis "village")."""
     if use_summary:
-        from .summary import stored_kind, summary_rows
+        from .summary import stored_rows
 
-        stored = stored_kind(conn, kind, by, scope)
-        rows = summary_rows(conn, stored, as_of, scope) if stored else None
-        if rows is not None:
-            return rows
-    return live().subquery("rows")
+        stored = stored_rows(conn, kind, by, scope, [as_of])
+        if stored is not None:
+            return stored
+    return live().subquery("rows"), basis
 
 
 METRICS = {

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from . import metrics as m
+from . import schema, summary
 from .dates import last_month_ends
 from .metrics import ALL, Conn, Scope
 from .privacy import mask_frame
@@ -39,9 +40,11 @@ END_REASON_ZH = {"illness": "患病", "transfer": "调离", "discipline": "处�
 PERSONAL = {"head_name": "name", "helper_name": "name", "id_number": "id", "phone": "phone"}
 
 
-def _finish_list(df: pd.DataFrame, kind: str, detail: bool, unmasked: bool) -> pd.DataFrame:
+def _finish_list(df: pd.DataFrame, kind: str, detail: bool, unmasked: bool, keep_order: bool = False) -> pd.DataFrame:
     first = CONTRACT_FIELDS[kind][0]
-    df = df.sort_values(first, kind="stable").reset_index(drop=True)
+    if not keep_order:
+        df = df.sort_values(first, kind="stable")
+    df = df.reset_index(drop=True)
     if not detail:
         return df[CONTRACT_FIELDS[kind]]
     return mask_frame(df, PERSONAL, unmasked)
@@ -60,9 +63,10 @@ def _place_join(base, village_code_col):
     return j, {"village": vr.c.name, "township": tr.c.name, "county": cr.c.name, "city": ci.c.name}
 
 
-def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False) -> pd.DataFrame:
+def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
+              limit: int | None = None) -> pd.DataFrame:
     """In-scope households with no active pairing on the date (M1). With a unit scope: those in the
-    villages assigned to the unit on the date."""
+    villages assigned to the unit on the date. ``limit``: only the first rows by household id."""
     with Conn(bind) as conn:
         hh, r = m.T_HH.alias("hh"), m.T_REG.alias("r")
         p = m.T_PAIR.alias("p")
@@ -80,7 +84,10 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
                      places["township"].label("township"), places["county"].label("county"),
                      places["city"].label("city")]
             names = ["head_name", "id_number", "status", "village", "township", "county", "city"]
-        rows = conn.execute(select(*cols).select_from(base).where(*conds)).all()
+        q = select(*cols).select_from(base).where(*conds)
+        if limit is not None:
+            q = q.order_by(hh.c.household_id).limit(limit)
+        rows = conn.execute(q).all()
         df = pd.DataFrame([tuple(x) for x in rows], columns=["household_id", "village_code", *names])
         if detail:
             df["status"] = df["status"].map(STATUS_ZH)
@@ -88,10 +95,16 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
 
 
 def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
-                  min_load: int = m.CAP + 1) -> pd.DataFrame:
-    """Helpers whose load on the date exceeds the cap (M2). ``min_load=1`` lists every loaded helper."""
+                  min_load: int = m.CAP + 1, limit: int | None = None) -> pd.DataFrame:
+    """Helpers whose load on the date exceeds the cap (M2). ``min_load=1`` lists every loaded helper.
+    ``limit``: only the first rows by load (highest first), then helper id. Loads are read from the
+    stored helper status when the date has one."""
     with Conn(bind) as conn:
-        loads = m._helper_loads(as_of)
+        if summary.status_date(conn, as_of):
+            hs = schema.helper_status.alias("hs")
+            loads = select(hs.c.helper_id, hs.c.load).where(hs.c.as_of == as_of).subquery("loads")
+        else:
+            loads = m._helper_loads(as_of)
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
         cols = [h.c.helper_id, h.c.unit_id, loads.c.load]
         names = []
@@ -108,22 +121,46 @@ def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False
             )
             .where(loads.c.load >= min_load, *m._helper_scope(conn, h, u, ur, scope))
         )
+        if limit is not None:
+            q = q.order_by(loads.c.load.desc(), h.c.helper_id).limit(limit)
         df = pd.DataFrame([tuple(x) for x in conn.execute(q).all()], columns=["helper_id", "unit_id", "load", *names])
         df["load"] = df["load"].astype("int64")
         if detail:
             df["category"] = df["category"].map(CATEGORY_ZH)
-        return _finish_list(df, "cap", detail, unmasked)
+        return _finish_list(df, "cap", detail, unmasked, keep_order=limit is not None)
+
+
+def pairing_gaps(conn, as_of: dt.date, scope: Scope):
+    """Every active in-scope pairing on the date with its gap (M3) as a subquery: pairing_id,
+    helper_id, household_id, unit_id, village_code, start_date, last_visit, gap_days,
+    interval_months, is_overdue (0/1). Read from the stored pairing status when the date has one."""
+    if summary.status_date(conn, as_of):
+        st = schema.pairing_status.alias("st")
+        q = select(st.c.pairing_id, st.c.helper_id, st.c.household_id, st.c.unit_id, st.c.village_code,
+                   st.c.start_date, st.c.last_visit, st.c.gap_days, st.c.interval_months,
+                   st.c.overdue.label("is_overdue")).where(st.c.as_of == as_of)
+        if scope.unit:
+            q = q.where(st.c.unit_id == scope.unit)
+        if scope.region:
+            r = m.T_REG.alias("gr_scope")
+            q = q.join_from(st, r, r.c.code == st.c.village_code).where(m._region_filter(conn, r, scope.region))
+        return q.subquery("gaps")
+    ap, ref, cutoff = m._pairing_status(conn, as_of, scope)
+    return select(ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.unit_id, ap.c.village_code,
+                  ap.c.start_date, ap.c.last_visit, m.days_between(conn, as_of, ref).label("gap_days"),
+                  ap.c.interval_months, case((ref < cutoff, 1), else_=0).label("is_overdue")).subquery("gaps")
 
 
 def overdue(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
-            include_all: bool = False) -> pd.DataFrame:
+            include_all: bool = False, limit: int | None = None) -> pd.DataFrame:
     """Active in-scope pairings overdue for an in-home visit on the date (M3).
-    ``include_all=True`` returns every active pairing with its gap (for the gap distribution)."""
+    ``include_all=True`` returns every active pairing with its gap. ``limit``: only the first rows by
+    gap (longest first), then pairing id."""
     with Conn(bind) as conn:
-        ap, ref, cutoff = m._pairing_status(conn, as_of, scope)
+        ap = pairing_gaps(conn, as_of, scope)
         base = ap
-        cols = [ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.last_visit,
-                ref.label("ref_date"), ap.c.interval_months, (ref < cutoff).label("is_overdue")]
+        cols = [ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.last_visit, ap.c.gap_days,
+                ap.c.interval_months, ap.c.is_overdue]
         names = []
         if detail:
             h, u, hh = m.T_HELP.alias("dh"), m.T_UNIT.alias("du"), m.T_HH.alias("dhh")
@@ -135,27 +172,47 @@ def overdue(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unma
             names = ["helper_name", "unit_name", "unit_id", "head_name", "village", "county", "start_date"]
         q = select(*cols).select_from(base)
         if not include_all:
-            q = q.where(ref < cutoff)
+            q = q.where(ap.c.is_overdue == 1)
+        if limit is not None:
+            q = q.order_by(ap.c.gap_days.desc(), ap.c.pairing_id).limit(limit)
         rows = conn.execute(q).all()
         df = pd.DataFrame(
             [tuple(x) for x in rows],
-            columns=["pairing_id", "helper_id", "household_id", "last_visit", "ref_date", "interval_months",
+            columns=["pairing_id", "helper_id", "household_id", "last_visit", "gap_days", "interval_months",
                      "is_overdue", *names],
         )
-        df["ref_date"] = pd.to_datetime(df["ref_date"]).dt.date if len(df) else df["ref_date"]
-        df["gap_days"] = [(as_of - d).days for d in df["ref_date"]] if len(df) else pd.Series(dtype="int64")
-        df["gap_days"] = df["gap_days"].astype("int64")
-        df["interval_months"] = df["interval_months"].astype("int64")
+        for c in ("gap_days", "interval_months"):
+            df[c] = df[c].astype("int64")
         df["is_overdue"] = df["is_overdue"].astype(bool)
         df["last_visit"] = [None if pd.isna(x) else (x if isinstance(x, dt.date) else pd.Timestamp(x).date())
                             for x in df["last_visit"]]
-        df = df.drop(columns=["ref_date"])
         if not include_all:
             df = df.drop(columns=["is_overdue"])
-        return _finish_list(df, "overdue", detail or include_all, unmasked)
+        return _finish_list(df, "overdue", detail or include_all, unmasked, keep_order=limit is not None)
 
 
-def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False) -> pd.DataFrame:
+def gap_histogram(bind, as_of: dt.date, scope: Scope = ALL) -> pd.DataFrame:
+    """Active in-scope pairings by days since their reference date (M3) in 15-day buckets, 180 days
+    and more in the last: columns start (first day of the bucket), on_time, overdue."""
+    with Conn(bind) as conn:
+        counts = summary.gap_counts(conn, as_of, scope)
+        if counts is None:
+            g = pairing_gaps(conn, as_of, scope)
+            bucket = case((g.c.gap_days >= summary.GAP_CAP, summary.GAP_CAP // summary.GAP_BIN),
+                          else_=g.c.gap_days // summary.GAP_BIN)
+            q = select(bucket, func.sum(1 - g.c.is_overdue), func.sum(g.c.is_overdue)).group_by(bucket)
+            counts = [(int(b), int(a or 0), int(o or 0)) for b, a, o in conn.execute(q)]
+    n = summary.GAP_CAP // summary.GAP_BIN + 1
+    by_bucket = {b: (a, o) for b, a, o in counts}
+    return pd.DataFrame({
+        "start": [b * summary.GAP_BIN for b in range(n)],
+        "on_time": pd.Series([by_bucket.get(b, (0, 0))[0] for b in range(n)], dtype="int64"),
+        "overdue": pd.Series([by_bucket.get(b, (0, 0))[1] for b in range(n)], dtype="int64"),
+    })
+
+
+def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
+               limit: int | None = None) -> pd.DataFrame:
     """Replacements ended on or before the date without county approval (M5)."""
     with Conn(bind) as conn:
         p, hh = m.T_PAIR.alias("p"), m.T_HH.alias("hh")
@@ -177,6 +234,8 @@ def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, u
             .where(m._replacement_cond(p, as_of), m._unapproved_cond(p), m.in_scope(hh),
                    *m._helper_scope(conn, h, u, ur, scope))
         )
+        if limit is not None:
+            q = q.order_by(p.c.pairing_id).limit(limit)
         df = pd.DataFrame([tuple(x) for x in conn.execute(q).all()],
                           columns=["pairing_id", "helper_id", "end_date", "end_reason", *names])
         if detail:
@@ -189,12 +248,16 @@ PROBLEMS = {"uncovered": uncovered, "cap": cap_violators, "overdue": overdue, "u
 
 def trend(bind, as_of: dt.date, scope: Scope = ALL, months: int = 12) -> pd.DataFrame:
     """Coverage rate and cadence compliance at each of the last `months` month-ends (the as-of
-    date standing for its own month)."""
+    date standing for its own month). Stored dates are read in one query per metric; the others
+    are computed live."""
     out = []
+    dates = last_month_ends(as_of, months)
     with Conn(bind) as conn:
-        for d in last_month_ends(as_of, months):
-            cov = m.total_row(m.coverage(conn, d, "province", scope), "coverage")
-            cad = m.total_row(m.cadence(conn, d, "province", scope), "cadence")
+        cov_s = summary.totals_by_date(conn, "coverage_assigned" if scope.unit else "coverage", scope, dates)
+        cad_s = summary.totals_by_date(conn, "cadence", scope, dates)
+        for d in dates:
+            cov = cov_s.get(d) or m.total_row(m.coverage(conn, d, "province", scope), "coverage")
+            cad = cad_s.get(d) or m.total_row(m.cadence(conn, d, "province", scope), "cadence")
             out.append(
                 {
                     "date": d,

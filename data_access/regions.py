@@ -63,3 +63,21 @@ def refresh_ancestors(conn: Connection) -> int:
         )
         conn.execute(stmt, changes)
     return len(changes)
+
+
+def map_places(conn: Connection):
+    """City-level regions and the county-level regions directly under them, with their city:
+    (code, name, level, city_code, city_name), cities first, then each city's counties, by code.
+    One query (the map's scope and hover text)."""
+    import pandas as pd
+
+    r, c = regions.alias("r"), regions.alias("c")
+    cities = conn.execute(select(r.c.code, r.c.name).where(r.c.level == "city").order_by(r.c.code)).all()
+    counties = conn.execute(
+        select(r.c.code, r.c.name, r.c.level, c.c.code, c.c.name)
+        .select_from(r.join(c, c.c.code == r.c.parent_code))
+        .where(r.c.level == "county", c.c.level == "city")
+        .order_by(c.c.code, r.c.code)
+    ).all()
+    rows = [(code, name, "city", code, name) for code, name in cities] + [tuple(x) for x in counties]
+    return pd.DataFrame(rows, columns=["code", "name", "level", "city_code", "city_name"])

@@ -103,7 +103,8 @@ visits = Table(
     Column("note", Text),
     # the cadence query looks up the last in-home visit per (household, helper) up to a date
     Index("ix_visits_household_helper_mode_date", "household_id", "helper_id", "mode", "visit_date"),
-    Index("ix_visits_helper", "helper_id"),
+    # a helper's own visits (units page, helper page) and the helper-first cadence lookups
+    Index("ix_visits_helper_mode_date", "helper_id", "mode", "visit_date"),
 )
 
 ratings = Table(
@@ -162,14 +163,53 @@ metric_summary = Table(
     "metric_summary",
     metadata,
     Column("kind", String(20), nullable=False),
+    # what a row stands for: "village" / "unit" / "unit_village" / "unit_county" (the base grains) or a
+    # roll-up to "county" / "city" / "province" / "unit_all" (summary.GRAINS)
+    Column("grain", String(16), nullable=False),
     Column("as_of", Date, nullable=False),
     Column("unit_id", String(40)),
     Column("village_code", String(20)),
+    # histogram kinds only: the bucket (e.g. gap days // 15, or a helper's load)
+    Column("bucket", Integer),
     Column("n1", Integer, nullable=False),
     Column("n2", Integer, nullable=False),
     Column("n3", Integer, nullable=False),
     Column("n4", Integer, nullable=False),
-    Index("ix_metric_summary_kind_date", "kind", "as_of"),
+    Index("ix_metric_summary_kind_grain_date", "kind", "grain", "as_of", "village_code"),
+)
+
+# Per-pairing and per-helper facts of the latest summary date ("today" of the last refresh): what the
+# overdue list, the gap distribution, the cap lists and the units page read instead of recomputing every
+# pairing's last in-home visit. Written only by summary.refresh, from the metric engine's own fact rows.
+pairing_status = Table(
+    "pairing_status",
+    metadata,
+    Column("as_of", Date, nullable=False),
+    Column("pairing_id", String(40), nullable=False),
+    Column("helper_id", String(40), nullable=False),
+    Column("household_id", String(40), nullable=False),
+    Column("unit_id", String(40), nullable=False),
+    Column("village_code", String(20), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("last_visit", Date),
+    Column("gap_days", Integer, nullable=False),
+    Column("interval_months", Integer, nullable=False),
+    Column("overdue", Integer, nullable=False),
+    Index("ix_pairing_status_overdue_gap", "as_of", "overdue", "gap_days"),
+    Index("ix_pairing_status_unit", "unit_id"),
+    Index("ix_pairing_status_helper", "helper_id"),
+    Index("ix_pairing_status_village", "village_code"),
+)
+
+helper_status = Table(
+    "helper_status",
+    metadata,
+    Column("as_of", Date, nullable=False),
+    Column("helper_id", String(40), nullable=False),
+    Column("unit_id", String(40), nullable=False),
+    Column("load", Integer, nullable=False),
+    Index("ix_helper_status_load", "as_of", "load"),
+    Index("ix_helper_status_unit", "unit_id"),
 )
 
 # Which (kind, date) summaries exist; a metric reads metric_summary only for a listed pair.

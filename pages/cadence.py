@@ -3,8 +3,6 @@ days since the last in-home visit, the photo-upload rate (M6) and the overdue li
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
 from data_access import metrics as m
@@ -28,7 +26,7 @@ st.caption("第十二条（二）：每2个月至少入户走访1次；省直单
 url, d, scope = f.url, f.as_of, f.scope
 
 tot = m.total_row(data.cadence(url, d, "province", scope), "cadence")
-start = months_before(d, 12) + dt.timedelta(days=1)
+start = months_before(d.replace(day=1), 11)  # the 12 calendar months up to d's
 ph = m.total_row(data.photos(url, start, d, "province", scope), "photos")
 c = st.columns(4)
 kpi(c[0], "在帮结对", fmt.num(tot["active_pairings"]))
@@ -78,8 +76,8 @@ with right:
             st.caption(f"{rule}；括号内为逾期/在帮结对数。点击条形打开该单位页。")
 
 gaps = data.gaps(url, d, scope)
-if len(gaps):
-    click_chart(charts.gap_histogram(gaps, d), "cadence-gaps", f)
+if int(gaps["on_time"].sum() + gaps["overdue"].sum()):
+    click_chart(charts.gap_histogram(gaps), "cadence-gaps", f)
     st.caption("每个在帮结对距最近一次入户走访（未走访的从结对开始算起）的天数，每栏15天，180天及以上的合为最右一栏；"
                "虚线为约2个月（61天）和约4个月（122天）。是否逾期按日历月精确判断。")
 
@@ -94,4 +92,5 @@ problem_list(lambda u: data.overdue(url, d, scope, unmasked=u),
              ["pairing_id", "helper_id", "helper_name", "unit_name", "household_id", "head_name", "county", "village",
               "start_date", "last_visit", "gap_days", "interval_months"],
              "走访逾期结对", "overdue", f, empty="当前范围内没有走访逾期的结对。",
-             on_row=filters.open_helper, row_code="helper_id")
+             on_row=filters.open_helper, row_code="helper_id", total=tot["overdue"], order="间隔最长的",
+             full=lambda u: data.full_list("overdue", url, d, scope, unmasked=u))

@@ -59,9 +59,13 @@ def by_load(df):
     return df.sort_values(["load", "helper_id"], ascending=[False, True], kind="stable")
 
 
-problem_list(lambda u: by_load(data.cap_list(url, d, scope, unmasked=u)), cols, "超上限责任人", "cap", f, empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。",
-             on_row=filters.open_helper, row_code="helper_id")
+problem_list(lambda u: by_load(data.cap_list(url, d, scope, unmasked=u)), cols, "超上限责任人", "cap", f,
+             empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。", on_row=filters.open_helper, row_code="helper_id",
+             total=tot["violators"], order="帮扶户数最多的",
+             full=lambda u: by_load(data.full_list("cap", url, d, scope, unmasked=u)))
 
 with st.expander("全部在帮责任人及帮扶户数"):
-    problem_list(lambda u: by_load(data.cap_list(url, d, scope, 1, unmasked=u)), cols, "在帮责任人帮扶户数", "loads", f, empty="当前范围内没有在帮责任人。",
-                 on_row=filters.open_helper, row_code="helper_id")
+    problem_list(lambda u: by_load(data.cap_list(url, d, scope, 1, unmasked=u)), cols, "在帮责任人帮扶户数", "loads", f,
+                 empty="当前范围内没有在帮责任人。", on_row=filters.open_helper, row_code="helper_id",
+                 total=tot["helpers"], order="帮扶户数最多的",
+                 full=lambda u: by_load(data.full_list("cap", url, d, scope, min_load=1, unmasked=u)))

@@ -62,7 +62,10 @@ st.subheader("未覆盖贫困户清单")
 problem_list(lambda u: data.uncovered(url, d, scope, unmasked=u),
              ["household_id", "head_name", "id_number", "status", "city", "county", "township", "village",
               "village_code"],
-             "未覆盖贫困户", "uncovered", f, empty="当前范围内所有在帮贫困户都有在帮结对。")
+             "未覆盖贫困户", "uncovered", f, empty="当前范围内所有在帮贫困户都有在帮结对。",
+             # with a unit scope the list is of the unit's assigned villages, which the tiles do not count
+             total=None if scope.unit else tot["households"] - tot["covered"], order="按户编号",
+             full=lambda u: data.full_list("uncovered", url, d, scope, unmasked=u))
 
 st.subheader("派出单位驻村帮扶覆盖")
 st.caption("每个单位：截至当日驻村帮扶的村里的在帮贫困户中，由本单位责任人结对的比例（第七条）。选中一行打开单位页。")

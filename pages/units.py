@@ -117,7 +117,9 @@ def unit_page() -> None:
     problem_list(lambda u: data.overdue(url, d, uscope, unmasked=u),
                  ["pairing_id", "helper_id", "helper_name", "household_id", "head_name", "county", "village",
                   "last_visit", "gap_days", "interval_months"],
-                 "走访逾期结对", f"overdue_{f.unit}", f, empty="该单位没有走访逾期的结对。")
+                 "走访逾期结对", f"overdue_{f.unit}", f, empty="该单位没有走访逾期的结对。",
+                 total=cad["overdue"], order="间隔最长的",
+                 full=lambda u: data.full_list("overdue", url, d, uscope, unmasked=u))
 
 
 def units_list() -> None:

@@ -27,8 +27,10 @@ def test_metrics_read_the_summary_when_it_exists(engine, tmp_path):
     with engine.begin() as conn:  # tamper with the stored rows: the summary path must show it
         conn.execute(update(schema.metric_summary).where(schema.metric_summary.c.kind == "coverage")
                      .values(n1=schema.metric_summary.c.n1 + 100))
-    # three villages in the ledger: three stored coverage rows, each 100 higher
-    assert int(m.coverage(engine, D, "province")["households"].iloc[0]) == int(live["households"].iloc[0]) + 300
+    # province totals come from the one province roll-up row
+    assert int(m.coverage(engine, D, "province")["households"].iloc[0]) == int(live["households"].iloc[0]) + 100
+    # a township grouping reads the village rows: three villages in the ledger, each 100 higher
+    assert int(m.coverage(engine, D, "township")["households"].sum()) == int(live["households"].iloc[0]) + 300
     assert m.coverage(engine, D, "province", summary=False).equals(live)
 
 
@@ -77,3 +79,58 @@ def test_summary_equals_live_on_demo_data(demo):
         for sc in scopes:
             assert m.ratings(demo, 2025, by, sc).equals(m.ratings(demo, 2025, by, sc, summary=False))
     assert checked == 2 * 4 * 4 * 5
+
+
+def _scopes(engine):
+    with engine.connect() as conn:
+        first = lambda level: conn.execute(  # noqa: E731
+            m.select(m.T_REG.c.code).where(m.T_REG.c.level == level).order_by(m.T_REG.c.code)).scalars().first()
+        city, county, township = first("city"), first("county"), first("township")
+        unit = conn.execute(m.select(m.T_ASSIGN.c.unit_id).order_by(m.T_ASSIGN.c.unit_id)).scalars().first()
+    return [Scope(), Scope(region=city), Scope(region=county), Scope(region=township), Scope(unit=unit),
+            Scope(region=county, unit=unit)]
+
+
+def test_stored_status_lists_and_distributions_equal_live(engine):
+    """The per-pairing / per-helper status, gap distribution, photo months and trend stored by the
+    refresh give exactly what the live SQL gives, for every scope (also finer than the roll-ups)."""
+    from data_access import problems as pb
+    from data_access import summary
+    from data_access.demo import generate
+
+    d = dt.date(2026, 6, 30)
+    generate(engine, households=1500, seed=5, as_of=d)
+    scopes = _scopes(engine)
+    photo_ranges = [(dt.date(2025, 7, 1), d), (dt.date(2025, 7, 16), dt.date(2026, 3, 9)), (dt.date(2026, 6, 1), d)]
+    live = {}
+    for sc in scopes:
+        live[sc] = {
+            "overdue": pb.overdue(engine, d, sc, detail=True),
+            "overdue_top": pb.overdue(engine, d, sc, limit=7),
+            "cap": pb.cap_violators(engine, d, sc, detail=True),
+            "loads_top": pb.cap_violators(engine, d, sc, min_load=1, limit=9),
+            "gaps": pb.gap_histogram(engine, d, sc),
+            "trend": pb.trend(engine, d, sc),
+            "photos": [m.photos(engine, a, b, "county", sc) for a, b in photo_ranges],
+        }
+        assert live[sc]["gaps"][["on_time", "overdue"]].to_numpy().sum() == int(
+            m.total_row(m.cadence(engine, d, "province", sc, summary=False), "cadence")["active_pairings"])
+    summary.refresh_engine(engine, today=d)
+    with engine.connect() as conn:
+        assert summary.status_date(conn, d) and summary.available(conn, "gaps", d)
+        assert summary.available(conn, "photos", d) and summary.available(conn, "photos", dt.date(2025, 7, 31))
+    some_overdue = 0
+    for sc in scopes:
+        now = live[sc]
+        assert pb.overdue(engine, d, sc, detail=True).equals(now["overdue"]), sc
+        top = pb.overdue(engine, d, sc, limit=7)
+        assert top.equals(now["overdue_top"]), sc
+        assert list(top["gap_days"]) == sorted(now["overdue"]["gap_days"], reverse=True)[:7]
+        assert pb.cap_violators(engine, d, sc, detail=True).equals(now["cap"]), sc
+        assert pb.cap_violators(engine, d, sc, min_load=1, limit=9).equals(now["loads_top"]), sc
+        assert pb.gap_histogram(engine, d, sc).equals(now["gaps"]), sc
+        assert pb.trend(engine, d, sc).equals(now["trend"]), sc
+        for (a, b), want in zip(photo_ranges, now["photos"]):
+            assert m.photos(engine, a, b, "county", sc).equals(want), (sc, a, b)
+        some_overdue += len(now["overdue"])
+    assert some_overdue > 0

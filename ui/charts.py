@@ -78,21 +78,20 @@ def trend_lines(tr: pd.DataFrame) -> go.Figure:
     return fig
 
 
-GAP_BIN = 15  # days per bar
-GAP_CAP = 180  # gaps of this many days or more share the last bar
+# days per bar; gaps of GAP_CAP days or more share the last bar (the buckets problems.gap_histogram counts)
+from data_access.summary import GAP_BIN, GAP_CAP  # noqa: E402
 
 
-def gap_histogram(gaps: pd.DataFrame, as_of: dt.date) -> go.Figure:
+def gap_histogram(gaps: pd.DataFrame) -> go.Figure:
     """Distribution of days since the last in-home visit (or pairing start) over active pairings,
     overdue ones in red, in 15-day bars; gaps of 180 days or more are counted in one last bar
-    ("≥180天") so that a few very old gaps do not stretch the axis. The 2- and 4-month intervals marked."""
-    g = gaps[gaps["gap_days"].notna()]
-    start = (g["gap_days"].clip(lower=0, upper=GAP_CAP) // GAP_BIN * GAP_BIN).astype(int)
-    bins = list(range(0, GAP_CAP + 1, GAP_BIN))
+    ("≥180天") so that a few very old gaps do not stretch the axis. The 2- and 4-month intervals marked.
+    ``gaps``: problems.gap_histogram's counts (start, on_time, overdue)."""
+    bins = [int(b) for b in gaps["start"]]
     spans = [f"{b}–{b + GAP_BIN - 1} 天" if b < GAP_CAP else f"{GAP_CAP} 天及以上" for b in bins]
     fig = go.Figure()
-    for flag, name, color in ((False, "未逾期", theme.GOOD), (True, "逾期", theme.BAD)):
-        counts = start[g["is_overdue"].astype(bool) == flag].value_counts().reindex(bins, fill_value=0)
+    for col, name, color in (("on_time", "未逾期", theme.GOOD), ("overdue", "逾期", theme.BAD)):
+        counts = [int(x) for x in gaps[col]]
         fig.add_trace(go.Bar(
             x=[b + GAP_BIN / 2 for b in bins], y=list(counts), width=GAP_BIN * 0.95, name=name, marker_color=color,
             customdata=[[b, f"{name}<br>间隔 {s}<br>结对数 {num(n)}"] for b, s, n in zip(bins, spans, counts)],

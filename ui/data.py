@@ -100,33 +100,43 @@ def trend(url: str, as_of: dt.date, scope: Scope):
 
 
 # ---------------------------------------------------------------- problem lists (masked: detail=True)
+# A page shows the first LIST_ROWS rows of a list (worst first) and its total; the download builds the whole
+# list when clicked (``full_list``, not cached: it is made once per click, not kept for every user).
+
+LIST_ROWS = 1000
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def uncovered(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False):
-    return pb.uncovered(engine(url), as_of, scope, detail=True, unmasked=unmasked)
+def uncovered(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False, limit: int | None = LIST_ROWS + 1):
+    return pb.uncovered(engine(url), as_of, scope, detail=True, unmasked=unmasked, limit=limit)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = m.CAP + 1, unmasked: bool = False):
-    return pb.cap_violators(engine(url), as_of, scope, detail=True, min_load=min_load, unmasked=unmasked)
+def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = m.CAP + 1, unmasked: bool = False,
+             limit: int | None = LIST_ROWS + 1):
+    return pb.cap_violators(engine(url), as_of, scope, detail=True, min_load=min_load, unmasked=unmasked, limit=limit)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def overdue(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False):
-    return pb.overdue(engine(url), as_of, scope, detail=True, unmasked=unmasked)
+def overdue(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False, limit: int | None = LIST_ROWS + 1):
+    return pb.overdue(engine(url), as_of, scope, detail=True, unmasked=unmasked, limit=limit)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
 def gaps(url: str, as_of: dt.date, scope: Scope):
-    """Every active pairing's gap (for the distribution), without names."""
-    df = pb.overdue(engine(url), as_of, scope, include_all=True)
-    return df[["pairing_id", "gap_days", "interval_months", "is_overdue"]]
+    """The distribution of active pairings' gaps (15-day buckets): start, on_time, overdue."""
+    return pb.gap_histogram(engine(url), as_of, scope)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def unapproved(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False):
-    return pb.unapproved(engine(url), as_of, scope, detail=True, unmasked=unmasked)
+def unapproved(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False, limit: int | None = LIST_ROWS + 1):
+    return pb.unapproved(engine(url), as_of, scope, detail=True, unmasked=unmasked, limit=limit)
+
+
+def full_list(name: str, url: str, *args, **kwargs) -> pd.DataFrame:
+    """The whole list behind a page's first rows, for a download (uncached; called on click)."""
+    fn = {"uncovered": pb.uncovered, "cap": pb.cap_violators, "overdue": pb.overdue, "unapproved": pb.unapproved}[name]
+    return fn(engine(url), *args, detail=True, **kwargs)
 
 
 # ---------------------------------------------------------------- views
@@ -178,13 +188,10 @@ def effective_scope(url: str, user_scope: Scope, requested: Scope):
 def map_places(url: str):
     """City- and county-level regions of the region tree with their city (code, name, level, city_code,
     city_name): the map's scope and hover text (定州, 辛集 and 雄安新区 are cities of their own here)."""
-    eng = engine(url)
-    cities = v.list_regions(eng, level="city")
-    parts = [cities.assign(city_code=cities["code"], city_name=cities["name"])]
-    for code, name in zip(cities["code"], cities["name"]):
-        kids = v.list_regions(eng, parent_code=code)
-        parts.append(kids[kids["level"] == "county"].assign(city_code=code, city_name=name))
-    return pd.concat(parts, ignore_index=True)
+    from data_access.regions import map_places as places
+
+    with engine(url).connect() as conn:
+        return places(conn)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -165,21 +165,32 @@ def unmask(view: str, f: Filters) -> bool:
     return auth.unmask_toggle(view, _key(f"unmask-{view}", f), f.scope)
 
 
+LIST_ROWS = 1000  # ui.data.LIST_ROWS: the rows a page shows of a long list
+
+
 def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: list[str], title: str, file_stem: str,
                  f: Filters, empty: str = "没有问题记录。", on_row: Callable[[str], None] | None = None,
-                 row_code: str | None = None, note: str | None = None) -> None:
+                 row_code: str | None = None, note: str | None = None, total: int | None = None,
+                 full: Callable[[bool], pd.DataFrame] | None = None, order: str = "") -> None:
     """A masked problem list with its count and CSV / Excel downloads (formula cells neutralised).
-    `df` may be a function of ``unmasked``: then a user allowed to unmask gets the per-view toggle."""
+    `df` may be a function of ``unmasked``: then a user allowed to unmask gets the per-view toggle.
+    A long list arrives cut to its first LIST_ROWS (+1, to tell that it is cut): the page shows those
+    with the list's ``total`` and the downloads build the whole list through ``full`` when clicked."""
     unmasked = False
     if callable(df):
         unmasked = unmask(file_stem, f)
         df = df(unmasked)
-    st.markdown(f"**{title}**（{len(df):,} 条）")
+    cut = full is not None and len(df) > LIST_ROWS
+    n = total if cut and total is not None else len(df)
+    st.markdown(f"**{title}**（{n:,} 条）" if not cut or total is not None else f"**{title}**（超过 {LIST_ROWS:,} 条）")
     if note:
         st.caption(note)
     if df.empty:
         st.success(empty, icon=":material/check_circle:")
         return
+    if cut:
+        df = df.head(LIST_ROWS)
+        st.caption(f"页面显示{order}前 {LIST_ROWS:,} 条；下载 CSV 或 Excel 可得全部记录。")
     cols = [c for c in columns if c in df.columns]
     shown = titled(df, cols)
     if on_row and row_code:
@@ -193,12 +204,16 @@ def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: lis
     if f.unit:
         stem += f"_{f.unit}"
     out = df[cols]
+
+    def rows() -> pd.DataFrame:
+        return full(unmasked)[cols] if cut else out
+
     c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(out, TITLES), file_name=f"{stem}.csv",
-                       mime="text/csv", on_click=auth.record_export, args=(file_stem, len(out), not unmasked, f.scope, "csv"),
+    c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(rows(), TITLES), file_name=f"{stem}.csv",
+                       mime="text/csv", on_click=auth.record_export, args=(file_stem, n, not unmasked, f.scope, "csv"),
                        key=_key(f"csv-{file_stem}", f) + f"|{unmasked}", icon=":material/download:")
-    c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(out, TITLES, sheet=title[:31]),
+    c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(rows(), TITLES, sheet=title[:31]),
                        file_name=f"{stem}.xlsx", on_click=auth.record_export,
-                       args=(file_stem, len(out), not unmasked, f.scope, "xlsx"),
+                       args=(file_stem, n, not unmasked, f.scope, "xlsx"),
                        key=_key(f"xlsx-{file_stem}", f) + f"|{unmasked}", icon=":material/download:",
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
