@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("refresh", help="重新计算指标汇总表（每次导入时自动进行；建议每日定时运行）")
     s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="以哪一天为“今天”（默认今天）")
+    s.add_argument("--full", action="store_true",
+                   help="全部重算（默认只计算今天和缺少的月末；台账只经 bangfu import 改变，导入时已全部重算）")
     db_opt(s)
 
     s = sub.add_parser("serve", help="启动看板（streamlit run app.py）")
@@ -327,8 +329,9 @@ def cmd_refresh(args) -> int:
 
     engine = _engine(args)
     t0 = time.perf_counter()
-    stats = refresh_engine(engine, today=args.as_of or dt.date.today())
-    print(f"汇总表已更新：{stats['dates']} 个日期、{stats['years']} 个考核年度，共 {stats['rows']:,} 行，"
+    stats = refresh_engine(engine, today=args.as_of or dt.date.today(), only_missing=not args.full)
+    kept = f"（保留已有的 {stats['kept']} 个月末）" if stats["kept"] else ""
+    print(f"汇总表已更新：{stats['dates']} 个日期{kept}、{stats['years']} 个考核年度，共 {stats['rows']:,} 行，"
           f"用时 {time.perf_counter() - t0:.1f} 秒")
     return EXIT_OK
 

@@ -204,25 +204,33 @@ def _check_by(by: str, allowed=DIMS) -> None:
         raise ValueError(f"unknown grouping '{by}'; expected one of {', '.join(allowed)}")
 
 
-def _active_household_helpers(d: dt.date):
-    """Per household with an active pairing on d: whether any active helper is a cadre."""
+def household_helpers_on(dates: list[dt.date]):
+    """Per household with a pairing around the dates, for dates[i]: ``any_<i>`` (1 when it has an
+    active pairing on that date) and ``cadre_<i>`` (1 when one of its active helpers is a cadre)."""
     p = T_PAIR.alias("hp_p")
     h = T_HELP.alias("hp_h")
+    cols = []
+    for i, d in enumerate(dates):
+        act = active_on(p, d)
+        cols += [func.max(case((act, 1), else_=0)).label(f"any_{i}"),
+                 func.max(case((and_(act, h.c.category == "cadre"), 1), else_=0)).label(f"cadre_{i}")]
     return (
-        select(
-            p.c.household_id.label("household_id"),
-            func.max(case((h.c.category == "cadre", 1), else_=0)).label("has_cadre"),
-        )
+        select(p.c.household_id.label("household_id"), *cols)
         .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
-        .where(active_on(p, d))
+        .where(active_any(p, dates))
         .group_by(p.c.household_id)
         .subquery("hp")
     )
 
 
-def _weak_expr(hh, hp) -> ColumnElement:
+def covered_on(hp, i: int) -> ColumnElement:
+    """M1 covered on dates[i] (hp: household_helpers_on, outer-joined: no row = not covered)."""
+    return hp.c[f"any_{i}"] == 1
+
+
+def weak_on(hh, hp, i: int) -> ColumnElement:
     """M1 weak pairing: a covered not_lifted household whose active helpers are all non-cadre."""
-    return and_(hh.c.status == "not_lifted", hp.c.household_id.is_not(None), hp.c.has_cadre == 0)
+    return and_(hh.c.status == "not_lifted", covered_on(hp, i), hp.c[f"cadre_{i}"] == 0)
 
 
 def _assigned_villages(d: dt.date, unit_id: str | None = None):
@@ -259,7 +267,7 @@ def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: boo
     to the unit on the date), covered/weak counting only pairings with that unit's helpers."""
     hh = T_HH.alias("hh")
     r = T_REG.alias("r")
-    hp = _active_household_helpers(as_of)
+    hp = household_helpers_on([as_of])
     region_ok = _region_filter(conn, r, scope.region)
     if assigned:
         au = _assigned_villages(as_of, scope.unit)
@@ -271,7 +279,7 @@ def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: boo
                 au.c.unit_id.label("unit_id"),
                 literal(1).label("households"),
                 case((covered_by_unit, 1), else_=0).label("covered"),
-                case((and_(covered_by_unit, _weak_expr(hh, hp)), 1), else_=0).label("weak"),
+                case((and_(covered_by_unit, weak_on(hh, hp, 0)), 1), else_=0).label("weak"),
             )
             .select_from(
                 au.join(hh, hh.c.village_code == au.c.village_code)
@@ -281,16 +289,25 @@ def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: boo
             )
             .where(in_scope(hh), region_ok)
         )
+    rows = household_coverage_on(conn, [as_of], scope).subquery("hc")
+    return select(rows.c.village_code, literal(None, String).label("unit_id"), literal(1).label("households"),
+                  rows.c.covered_0.label("covered"), rows.c.weak_0.label("weak"))
+
+
+def household_coverage_on(conn: Connection, dates: list[dt.date], scope: Scope):
+    """M1 (region mode) for several dates in one pass: one row per in-scope household (village_code)
+    with covered_<i> and weak_<i> (0/1) for dates[i]."""
+    hh = T_HH.alias("hh")
+    r = T_REG.alias("r")
+    hp = household_helpers_on(dates)
+    cols = []
+    for i in range(len(dates)):
+        cols += [case((covered_on(hp, i), 1), else_=0).label(f"covered_{i}"),
+                 case((weak_on(hh, hp, i), 1), else_=0).label(f"weak_{i}")]
     return (
-        select(
-            hh.c.village_code.label("village_code"),
-            literal(None, String).label("unit_id"),
-            literal(1).label("households"),
-            case((hp.c.household_id.is_not(None), 1), else_=0).label("covered"),
-            case((_weak_expr(hh, hp), 1), else_=0).label("weak"),
-        )
+        select(hh.c.village_code.label("village_code"), *cols)
         .select_from(hh.join(r, r.c.code == hh.c.village_code).outerjoin(hp, hp.c.household_id == hh.c.household_id))
-        .where(in_scope(hh), region_ok)
+        .where(in_scope(hh), _region_filter(conn, r, scope.region))
     )
 
 
@@ -311,17 +328,36 @@ def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summa
 # --------------------------------------------------------------------------------------------
 
 
-def _helper_loads(as_of: dt.date):
-    """load(helper, D): distinct in-scope households actively paired with the helper."""
+def _helper_loads(as_of: dt.date, helpers=None):
+    """load(helper, D): distinct in-scope households actively paired with the helper (only the
+    helpers in the ``helpers`` select when given)."""
+    loads = helper_loads_on([as_of], helpers)
+    return select(loads.c.helper_id, loads.c.load_0.label("load")).where(loads.c.load_0 > 0).subquery("loads")
+
+
+def helper_loads_on(dates: list[dt.date], helpers=None):
+    """load(helper, D) for several dates in one pass over the pairings: helper_id, load_<i> for
+    dates[i] (helpers paired on none of the dates left out)."""
     p = T_PAIR.alias("lp")
     hh = T_HH.alias("lh")
-    return (
-        select(p.c.helper_id.label("helper_id"), func.count(distinct(p.c.household_id)).label("load"))
+    q = (
+        select(p.c.helper_id.label("helper_id"),
+               *[func.count(distinct(case((active_on(p, d), p.c.household_id)))).label(f"load_{i}")
+                 for i, d in enumerate(dates)])
         .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-        .where(active_on(p, as_of), in_scope(hh))
+        .where(active_any(p, dates), in_scope(hh))
         .group_by(p.c.helper_id)
-        .subquery("loads")
     )
+    if helpers is not None:
+        q = q.where(p.c.helper_id.in_(helpers))
+    return q.subquery("loads")
+
+
+def active_any(pairing, dates: list[dt.date]) -> ColumnElement:
+    """Active on some day between the first and the last of the dates (a superset of "active on one of
+    them": each date's own test decides)."""
+    return and_(pairing.c.start_date <= max(dates),
+                or_(pairing.c.end_date.is_(None), pairing.c.end_date > min(dates)))
 
 
 def _helper_scope(conn: Connection, h, u, ur, scope: Scope) -> list[ColumnElement]:
@@ -335,9 +371,10 @@ def _helper_group_key(u, ur, by: str) -> ColumnElement:
     return u.c.unit_id if by == "unit" else group_key(ur, by)
 
 
-def _cap_rows(conn: Connection, as_of: dt.date, scope: Scope):
-    """M2 fact rows: one per helper with load >= 1 (unit_id; helpers=1, violators, excess)."""
-    loads = _helper_loads(as_of)
+def _cap_rows(conn: Connection, as_of: dt.date, scope: Scope, loads=None):
+    """M2 fact rows: one per helper with load >= 1 (unit_id; helpers=1, violators, excess).
+    ``loads``: the helpers' loads on the date (helper_id, load) when already computed."""
+    loads = _helper_loads(as_of) if loads is None else loads
     h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
     over = loads.c.load > CAP
     return (
@@ -386,7 +423,8 @@ def own_last_visits(as_of: dt.date, households=None):
         v.c.mode == "in_home", v.c.visit_date <= as_of)
     if households is not None:
         q = q.where(v.c.household_id.in_(households))
-    return q.group_by(v.c.household_id, v.c.helper_id).subquery("own_last")
+    # a CTE: read by the pairings' join and by the departments' aggregate, computed once
+    return q.group_by(v.c.household_id, v.c.helper_id).cte("own_last").prefix_with("MATERIALIZED")
 
 
 def _wide(conn: Connection, scope: Scope) -> bool:
@@ -400,36 +438,48 @@ def _wide(conn: Connection, scope: Scope) -> bool:
     return level in ("province", "city")
 
 
-def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=None):
-    """One row per active in-scope pairing on as_of with its last in-home visit by its visitors
-    (``last_visit``), plus the reference-date and cut-off expressions over that row.
-    Shared by the counts, the overdue list and the stored pairing status.
+def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last=None, helpers=None):
+    """M3 inputs for several dates in one pass: one row per pairing active around the dates with an
+    in-scope household (pairing_id, helper_id, household_id, start_date, end_date, unit_id,
+    interval_months, village_code) and, for dates[i], ``last_<i>``: last(p) on that date, the latest
+    in-home visit on or before it by the pairing's helper or, for a department-based pairing, by any
+    helper of the same unit and department. Which of the rows are active on dates[i] and overdue is
+    decided by ``active_on`` and ``overdue_on``.
 
-    last(p) is the latest in-home visit on or before as_of by the pairing's helper, or, for a
-    department-based pairing, by any helper of the same unit and department. It is read from
-    ``own_last`` (a subquery of household_id, helper_id, last: the latest in-home visit on or before
-    as_of per household and helper, e.g. ``own_last_visits``) when given or when the question is
-    province- or city-wide on PostgreSQL; otherwise it is looked up per pairing through the index on
-    visits (household, helper, mode, date)."""
+    last(p) is read from ``own_last`` (a selectable of household_id, helper_id, last_<i>: the latest
+    in-home visit on or before dates[i] per household and helper) when given or, for one date, when
+    the question is province- or city-wide on PostgreSQL (one aggregate pass over the visits);
+    otherwise (one date) it is looked up per pairing through the index on visits (household, helper,
+    mode, date). ``helpers``: a select of helper ids to keep only their pairings."""
     p = T_PAIR.alias("p")
     hh = T_HH.alias("hh")
-    hr = T_REG.alias("hr")
     h = T_HELP.alias("h")
     u = T_UNIT.alias("u")
     dept = department_based(h, u)
     base = (
         p.join(hh, hh.c.household_id == p.c.household_id)
-        .join(hr, hr.c.code == hh.c.village_code)
         .join(h, h.c.helper_id == p.c.helper_id)
         .join(u, u.c.unit_id == h.c.unit_id)
     )
-    if own_last is None and _wide(conn, scope):
-        own_last = own_last_visits(as_of)
+    conds = [active_any(p, dates), in_scope(hh)]
+    if scope.region:
+        hr = T_REG.alias("hr")
+        base = base.join(hr, hr.c.code == hh.c.village_code)
+        conds.append(_region_filter(conn, hr, scope.region))
+    if scope.unit:
+        conds.append(h.c.unit_id == scope.unit)
+    if helpers is not None:
+        conds.append(p.c.helper_id.in_(helpers))
+    if own_last is None and len(dates) == 1 and _wide(conn, scope):
+        ol = own_last_visits(dates[0])
+        own_last = select(ol.c.household_id, ol.c.helper_id, ol.c.last.label("last_0")).subquery("own_last_0")
     if own_last is not None:
+        n = len(dates)
         # the department's last visit: the latest own-last of any helper of the same unit and department
         dh, du = T_HELP.alias("dh"), T_UNIT.alias("du")
         dept_last = (
-            select(own_last.c.household_id, dh.c.unit_id, dh.c.department, func.max(own_last.c.last).label("last"))
+            select(own_last.c.household_id, dh.c.unit_id, dh.c.department,
+                   *[func.max(own_last.c[f"last_{i}"]).label(f"last_{i}") for i in range(n)])
             .select_from(own_last.join(dh, dh.c.helper_id == own_last.c.helper_id).join(du, du.c.unit_id == dh.c.unit_id))
             .where(department_based(dh, du))
             .group_by(own_last.c.household_id, dh.c.unit_id, dh.c.department)
@@ -442,10 +492,12 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=Non
             and_(dept_last.c.household_id == p.c.household_id, dept_last.c.unit_id == h.c.unit_id,
                  dept_last.c.department == h.c.department),
         )
-        last = case((dept, dept_last.c.last), else_=own_last.c.last)
+        lasts = [case((dept, dept_last.c[f"last_{i}"]), else_=own_last.c[f"last_{i}"]) for i in range(n)]
     else:
+        if len(dates) != 1:
+            raise ValueError("several dates need own_last")
         v, vh = T_VIS.alias("v"), T_HELP.alias("vh")
-        in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= as_of)
+        in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= dates[0])
         own = select(func.max(v.c.visit_date)).where(in_home_by, v.c.helper_id == p.c.helper_id).scalar_subquery()
         dept_sub = (
             select(func.max(v.c.visit_date))
@@ -453,35 +505,60 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=Non
             .where(in_home_by, vh.c.unit_id == h.c.unit_id, vh.c.department == h.c.department)
             .scalar_subquery()
         )
-        last = case((dept, dept_sub), else_=own)
-    ps = (
+        lasts = [case((dept, dept_sub), else_=own)]
+    return (
         select(
             p.c.pairing_id,
             p.c.helper_id,
             p.c.household_id,
             p.c.start_date,
+            p.c.end_date,
             h.c.unit_id,
             case((dept, DEPARTMENT_INTERVAL_MONTHS), else_=INTERVAL_MONTHS).label("interval_months"),
-            hr.c.code.label("village_code"),
-            last.label("last_visit"),
+            hh.c.village_code.label("village_code"),
+            *[last.label(f"last_{i}") for i, last in enumerate(lasts)],
         )
         .select_from(base)
-        .where(active_on(p, as_of), in_scope(hh), _region_filter(conn, hr, scope.region))
+        .where(*conds)
     )
-    if scope.unit:
-        ps = ps.where(h.c.unit_id == scope.unit)
-    # materialised so that last_visit is looked up once per pairing, not once per reference to it
-    ps = ps.cte("ps").prefix_with("MATERIALIZED")
-    # ref(p): the later of last(p) and the pairing's start (the clock starts at pairing)
-    ref = case(
-        (or_(ps.c.last_visit.is_(None), ps.c.last_visit < ps.c.start_date), ps.c.start_date),
-        else_=ps.c.last_visit,
+
+
+def reference_date(last, start) -> ColumnElement:
+    """ref(p): the later of last(p) and the pairing's start (the clock starts at pairing)."""
+    return case((or_(last.is_(None), last < start), start), else_=last)
+
+
+def cutoff_on(ps, d: dt.date) -> ColumnElement:
+    """months_before(D, k) for the pairing's interval k."""
+    return case(
+        (ps.c.interval_months == DEPARTMENT_INTERVAL_MONTHS, literal(months_before(d, DEPARTMENT_INTERVAL_MONTHS))),
+        else_=literal(months_before(d, INTERVAL_MONTHS)),
     )
-    cutoff = case(
-        (ps.c.interval_months == DEPARTMENT_INTERVAL_MONTHS, literal(months_before(as_of, DEPARTMENT_INTERVAL_MONTHS))),
-        else_=literal(months_before(as_of, INTERVAL_MONTHS)),
+
+
+def overdue_on(ps, i: int, d: dt.date) -> ColumnElement:
+    """p is overdue on D when ref(p) < months_before(D, k)."""
+    return reference_date(ps.c[f"last_{i}"], ps.c.start_date) < cutoff_on(ps, d)
+
+
+def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=None, helpers=None):
+    """One row per active in-scope pairing on as_of with its last in-home visit by its visitors
+    (``last_visit``), plus the reference-date and cut-off expressions over that row.
+    Shared by the counts, the overdue list and the stored pairing status. ``own_last``: a subquery of
+    household_id, helper_id, last (see ``pairing_dates``)."""
+    if own_last is not None:
+        own_last = select(own_last.c.household_id, own_last.c.helper_id, own_last.c.last.label("last_0")).subquery(
+            "own_last_0")
+    rows = pairing_dates(conn, [as_of], scope, own_last, helpers).subquery("pd")
+    p = rows
+    ps = (
+        select(rows.c.pairing_id, rows.c.helper_id, rows.c.household_id, rows.c.start_date, rows.c.unit_id,
+               rows.c.interval_months, rows.c.village_code, rows.c.last_0.label("last_visit"))
+        .where(active_on(p, as_of))
+        # materialised so that last_visit is looked up once per pairing, not once per reference to it
+        .cte("ps").prefix_with("MATERIALIZED")
     )
-    return ps, ref, cutoff
+    return ps, reference_date(ps.c.last_visit, ps.c.start_date), cutoff_on(ps, as_of)
 
 
 def _cadence_rows(conn: Connection, as_of: dt.date, scope: Scope, own_last=None):
@@ -564,22 +641,29 @@ def _unapproved_cond(p) -> ColumnElement:
 
 def _replacement_rows(conn: Connection, as_of: dt.date, scope: Scope):
     """M5 fact rows: one per replacement ended on or before the date (unit_id; replacements=1, unapproved)."""
+    rows = replacements_on(conn, [as_of], scope).subquery("rp")
+    return select(literal(None, String).label("village_code"), rows.c.unit_id, rows.c.replacements_0.label("replacements"),
+                  rows.c.unapproved_0.label("unapproved")).where(rows.c.replacements_0 == 1)
+
+
+def replacements_on(conn: Connection, dates: list[dt.date], scope: Scope):
+    """M5 for several dates in one pass: one row per pairing of an in-scope household that is a
+    replacement by the last date (unit_id), with replacements_<i> and unapproved_<i> (0/1) for dates[i]."""
     p, hh = T_PAIR.alias("p"), T_HH.alias("hh")
     h, u, ur = T_HELP.alias("h"), T_UNIT.alias("u"), T_REG.alias("ur")
+    cols = []
+    for i, d in enumerate(dates):
+        cols += [case((_replacement_cond(p, d), 1), else_=0).label(f"replacements_{i}"),
+                 case((and_(_replacement_cond(p, d), _unapproved_cond(p)), 1), else_=0).label(f"unapproved_{i}")]
     return (
-        select(
-            literal(None, String).label("village_code"),
-            h.c.unit_id.label("unit_id"),
-            literal(1).label("replacements"),
-            case((_unapproved_cond(p), 1), else_=0).label("unapproved"),
-        )
+        select(h.c.unit_id.label("unit_id"), *cols)
         .select_from(
             p.join(hh, hh.c.household_id == p.c.household_id)
             .join(h, h.c.helper_id == p.c.helper_id)
             .join(u, u.c.unit_id == h.c.unit_id)
             .join(ur, ur.c.code == u.c.region_code)
         )
-        .where(_replacement_cond(p, as_of), in_scope(hh), *_helper_scope(conn, h, u, ur, scope))
+        .where(_replacement_cond(p, max(dates)), in_scope(hh), *_helper_scope(conn, h, u, ur, scope))
     )
 
 
@@ -593,7 +677,7 @@ def replacements(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, s
 
 
 def _photo_rows(conn: Connection, start: dt.date, end: dt.date, scope: Scope):
-    """M6 fact rows: one per in-home visit to an in-scope household dated start..end."""
+    """M6 fact rows: one per in-home visit to an in-scope household dated start..end (with its date)."""
     v, hh, hr = T_VIS.alias("v"), T_HH.alias("hh"), T_REG.alias("hr")
     h = T_HELP.alias("h")
     q = (
@@ -602,6 +686,7 @@ def _photo_rows(conn: Connection, start: dt.date, end: dt.date, scope: Scope):
             h.c.unit_id.label("unit_id"),
             literal(1).label("in_home_visits"),
             case((v.c.photo_uploaded == true(), 1), else_=0).label("with_photo"),
+            v.c.visit_date,
         )
         .select_from(
             v.join(hh, hh.c.household_id == v.c.household_id)
@@ -627,9 +712,9 @@ def photos(bind, start: dt.date, end: dt.date, by: str = "county", scope: Scope 
             from .summary import photo_pieces
 
             parts, live_ranges = photo_pieces(conn, start, end, by, scope)
-        parts += [_photo_rows(conn, a, b, scope) for a, b in live_ranges]
-        if not parts:
-            parts = [_photo_rows(conn, start, end, scope)]
+        for a, b in live_ranges or ([] if parts else [(start, end)]):
+            live = _photo_rows(conn, a, b, scope).subquery(f"live_{len(parts)}")
+            parts.append(select(live.c.village_code, live.c.unit_id, live.c.in_home_visits, live.c.with_photo))
         rows = parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])
         return _aggregate(conn, rows.subquery("rows"), "photos", by, "village")
 

@@ -25,15 +25,19 @@ metrics._aggregate. tests/test_summary.py checks the two agree on every grouping
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from typing import Iterable
 
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, and_, case, func, literal, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import NullType
 
 from . import metrics as m
 from .dates import last_month_ends, month_end
 from .schema import LEVEL_RANK, helper_status, metric_summary, pairing_status, ratings, summary_snapshots
 
+log = logging.getLogger("bangfu.summary")
 REGION_ROLLUPS = ("province", "city", "county")  # coarsest first
 
 # kind -> (metric whose fields it stores, basis of its base rows, base grain, roll-up grains)
@@ -292,108 +296,134 @@ def _store(conn: Connection, kind: str, as_of: dt.date, rows_select, stamp: str,
     _mark(conn, kind, as_of, stamp)
 
 
-def _store_cadence(conn: Connection, as_of: dt.date, facts, stamp: str) -> None:
-    """Both cadence kinds from one evaluation of the fact rows: summed per unit x village first (a
-    working grain, deleted again), then into each kind's base grain and roll-ups."""
-    fields = fields_of("cadence")
-    rows = facts.subquery("rows")
-    _insert(conn, "cadence", "unit_village", literal(as_of, Date),
-            (rows.c.unit_id, rows.c.village_code, [func.sum(rows.c[f]) for f in fields]),
-            [rows.c.unit_id, rows.c.village_code], rows)
-    w = metric_summary.alias("w")
-    work = select(w.c.village_code, w.c.unit_id, *[w.c[slot].label(f) for slot, f in zip(SLOTS, fields)]).where(
-        w.c.kind == "cadence", w.c.grain == "unit_village", w.c.as_of == as_of)
-    for kind in ("cadence", "cadence_unit"):
-        _store(conn, kind, as_of, work, stamp)
-    conn.execute(metric_summary.delete().where(metric_summary.c.kind == "cadence",
-                                               metric_summary.c.grain == "unit_village",
-                                               metric_summary.c.as_of == as_of))
+def _temp(conn: Connection, name: str, sel) -> Table:
+    """A temporary table holding the rows of a select (dropped at the end of the refresh)."""
+    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    cols = [Column(c.name, Integer if isinstance(c.type, NullType) else c.type) for c in sel.selected_columns]
+    t = Table(name, MetaData(), *cols, prefixes=["TEMPORARY"])
+    t.create(conn)
+    conn.execute(t.insert().from_select([c.name for c in sel.selected_columns], sel))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ANALYZE {name}"))
+    return t
 
 
 def _last_visit_table(conn: Connection, dates: list[dt.date]) -> Table:
-    """A temporary table of the latest in-home visit on or before each date per (household, helper),
-    made in one pass over the visits (column l<i> for dates[i])."""
-    md = MetaData()
-    cols = [Column("household_id", String(40)), Column("helper_id", String(40))]
-    cols += [Column(f"l{i}", Date) for i in range(len(dates))]
-    t = Table("tmp_last_visit", md, *cols, prefixes=["TEMPORARY"])
-    conn.execute(text("DROP TABLE IF EXISTS tmp_last_visit"))
-    t.create(conn)
+    """The latest in-home visit on or before each date per (household, helper), made in one pass over
+    the visits (column last_<i> for dates[i])."""
     v = m.T_VIS.alias("v")
-    aggs = [func.max(v.c.visit_date).filter(v.c.visit_date <= d) for d in dates]
     sel = (
-        select(v.c.household_id, v.c.helper_id, *aggs)
+        select(v.c.household_id, v.c.helper_id,
+               *[func.max(v.c.visit_date).filter(v.c.visit_date <= d).label(f"last_{i}") for i, d in enumerate(dates)])
         .where(v.c.mode == "in_home", v.c.visit_date <= max(dates))
         .group_by(v.c.household_id, v.c.helper_id)
     )
-    conn.execute(t.insert().from_select([c.name for c in cols], sel))
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("ANALYZE tmp_last_visit"))
-    else:
+    t = _temp(conn, "tmp_last_visit", sel)
+    if conn.dialect.name != "postgresql":
         conn.execute(text("CREATE INDEX tmp_last_visit_ix ON tmp_last_visit (household_id, helper_id)"))
     return t
 
 
-def _own_last(t: Table, i: int):
-    return select(t.c.household_id, t.c.helper_id, t.c[f"l{i}"].label("last")).where(
-        t.c[f"l{i}"].is_not(None)).subquery("own_last")
+def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: str) -> None:
+    """Coverage (region mode) and replacements of every date from one pass each (metrics.household_coverage_on,
+    metrics.replacements_on) summed per village / unit into temporary tables; assigned-village coverage,
+    which touches only the assigned villages' households, date by date."""
+    hc = m.household_coverage_on(conn, dates, m.ALL).subquery("hc")
+    sums = [func.count().label("households")]
+    for i in range(len(dates)):
+        sums += [func.sum(hc.c[f"covered_{i}"]).label(f"covered_{i}"), func.sum(hc.c[f"weak_{i}"]).label(f"weak_{i}")]
+    cov = _temp(conn, "tmp_coverage", select(hc.c.village_code, *sums).group_by(hc.c.village_code))
+    rp = m.replacements_on(conn, dates, m.ALL).subquery("rp")
+    sums = []
+    for i in range(len(dates)):
+        sums += [func.sum(rp.c[f"replacements_{i}"]).label(f"replacements_{i}"),
+                 func.sum(rp.c[f"unapproved_{i}"]).label(f"unapproved_{i}")]
+    rep = _temp(conn, "tmp_replacements", select(rp.c.unit_id, *sums).group_by(rp.c.unit_id))
+    for i, d in enumerate(dates):
+        _store(conn, "coverage", d, select(cov.c.village_code, literal(None, String).label("unit_id"), cov.c.households,
+                                           cov.c[f"covered_{i}"].label("covered"), cov.c[f"weak_{i}"].label("weak")),
+               stamp)
+        _store(conn, "replacements", d, select(literal(None, String).label("village_code"), rep.c.unit_id,
+                                               rep.c[f"replacements_{i}"].label("replacements"),
+                                               rep.c[f"unapproved_{i}"].label("unapproved"))
+               .where(rep.c[f"replacements_{i}"] > 0), stamp)
+        _store(conn, "coverage_assigned", d, m._coverage_rows(conn, d, m.ALL, assigned=True), stamp)
+    for name in ("tmp_coverage", "tmp_replacements"):
+        conn.execute(text(f"DROP TABLE {name}"))
 
 
-def _store_status(conn: Connection, today: dt.date, own_last, stamp: str) -> None:
-    """pairing_status / helper_status for today, then the cadence and gap summaries from them."""
-    ps, ref, cutoff = m._pairing_status(conn, today, m.ALL, own_last)
-    gap = m.days_between(conn, today, ref)
-    sel = select(literal(today, Date), ps.c.pairing_id, ps.c.helper_id, ps.c.household_id, ps.c.unit_id,
-                 ps.c.village_code, ps.c.start_date, ps.c.last_visit, gap, ps.c.interval_months,
-                 case((ref < cutoff, 1), else_=0))
-    conn.execute(pairing_status.insert().from_select(
-        ["as_of", "pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date", "last_visit",
-         "gap_days", "interval_months", "overdue"], sel))
-    st = pairing_status.alias("st")
-    facts = select(st.c.village_code, st.c.unit_id, literal(1).label("active_pairings"),
-                   st.c.overdue.label("overdue")).where(st.c.as_of == today)
-    _store_cadence(conn, today, facts, stamp)
-    bucket = case((st.c.gap_days >= GAP_CAP, GAP_CAP // GAP_BIN), else_=st.c.gap_days // GAP_BIN)
-    gaps = select(st.c.village_code, st.c.unit_id, bucket.label("bucket"),
-                  (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue")).where(st.c.as_of == today)
-    _store(conn, "gaps", today, gaps, stamp, bucket_col="bucket")
-    loads = m._helper_loads(today)
-    h = m.T_HELP.alias("sh")
-    conn.execute(helper_status.insert().from_select(
-        ["as_of", "helper_id", "unit_id", "load"],
-        select(literal(today, Date), loads.c.helper_id, h.c.unit_id, loads.c.load)
-        .select_from(loads.join(h, h.c.helper_id == loads.c.helper_id))))
-    hs, hu, hr = helper_status.alias("hs"), m.T_UNIT.alias("hu"), m.T_REG.alias("hr")
-    over = hs.c.load > m.CAP
-    cap_facts = select(literal(None, String).label("village_code"), hs.c.unit_id, literal(1).label("helpers"),
-                       case((over, 1), else_=0).label("violators"),
-                       case((over, hs.c.load - m.CAP), else_=0).label("excess")).where(hs.c.as_of == today)
-    _store(conn, "cap", today, cap_facts, stamp)
-    _mark(conn, "status", today, stamp)
+def _store_days(conn: Connection, dates: list[dt.date], status_day: dt.date | None, stamp: str) -> None:
+    """Cadence and cap of every date from one pass each: the pairings with each date's last visit
+    (metrics.pairing_dates) and every date's helper loads (metrics.helper_loads_on) are computed once
+    into temporary tables; each date's facts are then read from those. On status_day also the
+    per-pairing and per-helper status and the gap distribution."""
+    t0 = time.perf_counter()
+    lv = _last_visit_table(conn, dates)
+    pd_ = _temp(conn, "tmp_pairing_dates", m.pairing_dates(conn, dates, m.ALL, lv))
+    log.info("pairings with the last visit on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    sums = []
+    for i, d in enumerate(dates):
+        act = m.active_on(pd_, d)
+        sums += [func.sum(case((act, 1), else_=0)).label(f"a_{i}"),
+                 func.sum(case((and_(act, m.overdue_on(pd_, i, d)), 1), else_=0)).label(f"o_{i}")]
+    cad = _temp(conn, "tmp_cadence", select(pd_.c.unit_id, pd_.c.village_code, *sums)
+                .group_by(pd_.c.unit_id, pd_.c.village_code))
+    loads = _temp(conn, "tmp_loads", m.helper_loads_on(dates).element)
+    log.info("cadence and loads grouped: %.1f s", time.perf_counter() - t0)
+    for i, d in enumerate(dates):
+        facts = select(cad.c.village_code, cad.c.unit_id, cad.c[f"a_{i}"].label("active_pairings"),
+                       cad.c[f"o_{i}"].label("overdue")).where(cad.c[f"a_{i}"] > 0)
+        for kind in ("cadence", "cadence_unit"):
+            _store(conn, kind, d, facts, stamp)
+        day_loads = select(loads.c.helper_id, loads.c[f"load_{i}"].label("load")).where(
+            loads.c[f"load_{i}"] > 0).subquery("day_loads")
+        _store(conn, "cap", d, m._cap_rows(conn, d, m.ALL, day_loads), stamp)
+    if status_day is not None:
+        i = dates.index(status_day)
+        ref = m.reference_date(pd_.c[f"last_{i}"], pd_.c.start_date)
+        sel = select(literal(status_day, Date), pd_.c.pairing_id, pd_.c.helper_id, pd_.c.household_id, pd_.c.unit_id,
+                     pd_.c.village_code, pd_.c.start_date, pd_.c[f"last_{i}"], m.days_between(conn, status_day, ref),
+                     pd_.c.interval_months, case((m.overdue_on(pd_, i, status_day), 1), else_=0)
+                     ).where(m.active_on(pd_, status_day))
+        conn.execute(pairing_status.insert().from_select(
+            ["as_of", "pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date", "last_visit",
+             "gap_days", "interval_months", "overdue"], sel))
+        st = pairing_status.alias("st")
+        bucket = case((st.c.gap_days >= GAP_CAP, GAP_CAP // GAP_BIN), else_=st.c.gap_days // GAP_BIN)
+        gaps = select(st.c.village_code, st.c.unit_id, bucket.label("bucket"),
+                      (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue")).where(st.c.as_of == status_day)
+        _store(conn, "gaps", status_day, gaps, stamp, bucket_col="bucket")
+        h = m.T_HELP.alias("sh")
+        conn.execute(helper_status.insert().from_select(
+            ["as_of", "helper_id", "unit_id", "load"],
+            select(literal(status_day, Date), loads.c.helper_id, h.c.unit_id, loads.c[f"load_{i}"])
+            .select_from(loads.join(h, h.c.helper_id == loads.c.helper_id)).where(loads.c[f"load_{i}"] > 0)))
+        _mark(conn, "status", status_day, stamp)
+    for name in ("tmp_last_visit", "tmp_pairing_dates", "tmp_cadence", "tmp_loads"):
+        conn.execute(text(f"DROP TABLE {name}"))
+
+
+def _month_key(conn: Connection, col):
+    """'YYYY-MM' of a date column on either database."""
+    if conn.dialect.name == "postgresql":
+        return func.to_char(col, "YYYY-MM", type_=String)
+    return func.substr(col, 1, 7, type_=String)
 
 
 def _store_photos(conn: Connection, dates: list[dt.date], stamp: str) -> None:
-    """Per summary date S, the in-home visits and photos of S's calendar month up to S (one pass)."""
-    v, hh, hr, h = m.T_VIS.alias("v"), m.T_HH.alias("hh"), m.T_REG.alias("hr"), m.T_HELP.alias("h")
-    firsts = {d: d.replace(day=1) for d in dates}
-    month_of = case(*[(and_(v.c.visit_date >= firsts[d], v.c.visit_date <= d), literal(d, Date)) for d in dates],
-                    else_=literal(None, Date))
-    rows = (
-        select(month_of.label("as_of"), hh.c.village_code, func.count().label("in_home_visits"),
-               func.sum(case((v.c.photo_uploaded == m.true(), 1), else_=0)).label("with_photo"))
-        .select_from(v.join(hh, hh.c.household_id == v.c.household_id).join(hr, hr.c.code == hh.c.village_code)
-                     .join(h, h.c.helper_id == v.c.helper_id))
-        .where(v.c.mode == "in_home", v.c.visit_date >= min(firsts.values()), v.c.visit_date <= max(dates),
-               m.in_scope(hh), month_of.is_not(None))
-        .group_by(month_of, hh.c.village_code)
-        .subquery("pm")
-    )
-    _insert(conn, "photos", "village", rows.c.as_of,
-            (literal(None, String), rows.c.village_code, [rows.c.in_home_visits, rows.c.with_photo]), None,
-            rows, None)
+    """Per summary date S, the in-home visits and photos of S's calendar month up to S: one pass over
+    the visits of the months, grouped by month and village (metrics._photo_rows' facts)."""
+    first = min(d.replace(day=1) for d in dates)
+    rows = m._photo_rows(conn, first, max(dates), m.ALL).subquery("pr")
+    month = _month_key(conn, rows.c.visit_date)
+    pm = _temp(conn, "tmp_photo_months", select(
+        month.label("month"), rows.c.village_code, func.sum(rows.c.in_home_visits).label("in_home_visits"),
+        func.sum(rows.c.with_photo).label("with_photo")).group_by(month, rows.c.village_code))
     for d in dates:
-        _store_rollups(conn, "photos", d)
-        _mark(conn, "photos", d, stamp)
+        _store(conn, "photos", d, select(pm.c.village_code, literal(None, String).label("unit_id"), pm.c.in_home_visits,
+                                         pm.c.with_photo).where(pm.c.month == f"{d.year:04d}-{d.month:02d}"), stamp)
+    conn.execute(text("DROP TABLE tmp_photo_months"))
 
 
 def clear(conn: Connection, keep: Iterable[dt.date] = ()) -> None:
@@ -431,22 +461,13 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     clear(conn, keep)
     todo = [d for d in dates if d not in keep]
     if todo:
-        # PostgreSQL: every date's last in-home visits from one pass over the visits; SQLite: an index
-        # probe per pairing (its nested loops make the per-date joins to the pass slower than probing)
-        lv = _last_visit_table(conn, todo) if conn.dialect.name == "postgresql" else None
-        for i, d in enumerate(todo):
-            _store(conn, "coverage", d, m._coverage_rows(conn, d, m.ALL, assigned=False), stamp)
-            _store(conn, "coverage_assigned", d, m._coverage_rows(conn, d, m.ALL, assigned=True), stamp)
-            _store(conn, "replacements", d, m._replacement_rows(conn, d, m.ALL), stamp)
-            own_last = _own_last(lv, i) if lv is not None else None
-            if d == max(todo):
-                _store_status(conn, d, own_last, stamp)
-            else:
-                _store_cadence(conn, d, m._cadence_rows(conn, d, m.ALL, own_last), stamp)
-                _store(conn, "cap", d, m._cap_rows(conn, d, m.ALL), stamp)
-        if lv is not None:
-            conn.execute(text("DROP TABLE tmp_last_visit"))
+        t0 = time.perf_counter()
+        _store_coverage_replacements(conn, todo, stamp)
+        log.info("coverage and replacements on %d dates: %.1f s", len(todo), time.perf_counter() - t0)
+        _store_days(conn, todo, max(todo), stamp)
+        t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
+        log.info("photo months: %.1f s", time.perf_counter() - t0)
     conn.execute(metric_summary.delete().where(metric_summary.c.kind == "ratings"))
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "ratings"))
     for y in years:

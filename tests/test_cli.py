@@ -178,3 +178,39 @@ def test_console_script_runs(cov_db):
     assert json.loads(res.stdout)["total"]["covered"] == 5
     res = subprocess.run([exe, "metrics"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_refresh_keeps_stored_month_ends_unless_full(cov_db, engine, capsys):
+    """`bangfu refresh` (daily): today and missing dates only, the stored month-ends kept with the
+    same figures; `--full` recomputes them all."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from data_access import schema
+    from data_access import summary
+
+    snaps = schema.summary_snapshots
+
+    def stamps():
+        with engine.connect() as conn:
+            return dict(conn.execute(select(snaps.c.as_of, snaps.c.refreshed_at).where(snaps.c.kind == "cadence")).all())
+
+    before = stamps()  # the import stored every summary date
+    today = dt.date.today()
+    assert len(before) == 24 and today in before
+    with engine.begin() as conn:
+        conn.execute(snaps.update().values(refreshed_at="2000-01-01T00:00:00"))
+        conn.execute(snaps.delete().where(snaps.c.as_of == min(before)))  # one month-end went missing
+    code, out, err = run(capsys, "refresh", "--db", cov_db)
+    assert code == 0, err
+    assert "保留已有的 22 个月末" in out
+    after = stamps()
+    assert set(after) == set(before)
+    redone = {d for d, s in after.items() if s != "2000-01-01T00:00:00"}
+    assert redone == {today, min(before)}
+    with engine.connect() as conn:
+        assert summary.status_date(conn, today)
+    code, out, err = run(capsys, "refresh", "--full", "--db", cov_db)
+    assert code == 0 and "保留" not in out
+    assert all(s != "2000-01-01T00:00:00" for s in stamps().values())
