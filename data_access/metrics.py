@@ -204,9 +204,10 @@ def _check_by(by: str, allowed=DIMS) -> None:
         raise ValueError(f"unknown grouping '{by}'; expected one of {', '.join(allowed)}")
 
 
-def household_helpers_on(dates: list[dt.date]):
+def household_helpers_on(dates: list[dt.date], households=None):
     """Per household with a pairing around the dates, for dates[i]: ``any_<i>`` (1 when it has an
-    active pairing on that date) and ``cadre_<i>`` (1 when one of its active helpers is a cadre)."""
+    active pairing on that date) and ``cadre_<i>`` (1 when one of its active helpers is a cadre).
+    ``households``: a select of household ids to keep only theirs."""
     p = T_PAIR.alias("hp_p")
     h = T_HELP.alias("hp_h")
     cols = []
@@ -217,7 +218,7 @@ def household_helpers_on(dates: list[dt.date]):
     return (
         select(p.c.household_id.label("household_id"), *cols)
         .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
-        .where(active_any(p, dates))
+        .where(active_any(p, dates), true() if households is None else p.c.household_id.in_(households))
         .group_by(p.c.household_id)
         .subquery("hp")
     )
@@ -243,17 +244,19 @@ def _assigned_villages(d: dt.date, unit_id: str | None = None):
     return q.distinct().subquery("au")
 
 
-def _unit_pairs(d: dt.date):
-    """(household, unit) for every unit with a helper actively paired with the household on d."""
+def _unit_pairs(d: dt.date, households=None):
+    """(household, unit) for every unit with a helper actively paired with the household on d
+    (only the households of the ``households`` select when given)."""
     p = T_PAIR.alias("up_p")
     h = T_HELP.alias("up_h")
-    return (
+    q = (
         select(p.c.household_id, h.c.unit_id)
         .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
         .where(active_on(p, d))
-        .distinct()
-        .subquery("hu")
     )
+    if households is not None:
+        q = q.where(p.c.household_id.in_(households))
+    return q.distinct().subquery("hu")
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,11 +270,14 @@ def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: boo
     to the unit on the date), covered/weak counting only pairings with that unit's helpers."""
     hh = T_HH.alias("hh")
     r = T_REG.alias("r")
-    hp = household_helpers_on([as_of])
     region_ok = _region_filter(conn, r, scope.region)
     if assigned:
         au = _assigned_villages(as_of, scope.unit)
-        hu = _unit_pairs(as_of)
+        # only the households of assigned villages can count: look up no other household's pairings
+        ah = T_HH.alias("ah")
+        theirs = select(ah.c.household_id).where(ah.c.village_code.in_(select(au.c.village_code)))
+        hp = household_helpers_on([as_of], theirs)
+        hu = _unit_pairs(as_of, theirs)
         covered_by_unit = hu.c.household_id.is_not(None)
         return (
             select(
@@ -337,20 +343,25 @@ def _helper_loads(as_of: dt.date, helpers=None):
 
 def helper_loads_on(dates: list[dt.date], helpers=None):
     """load(helper, D) for several dates in one pass over the pairings: helper_id, load_<i> for
-    dates[i] (helpers paired on none of the dates left out)."""
+    dates[i] (helpers paired on none of the dates left out). Distinct households: the pairings are
+    first reduced to one row per (helper, household)."""
     p = T_PAIR.alias("lp")
     hh = T_HH.alias("lh")
-    q = (
+    pairs = (
         select(p.c.helper_id.label("helper_id"),
-               *[func.count(distinct(case((active_on(p, d), p.c.household_id)))).label(f"load_{i}")
-                 for i, d in enumerate(dates)])
+               *[func.max(case((active_on(p, d), 1), else_=0)).label(f"a_{i}") for i, d in enumerate(dates)])
         .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
         .where(active_any(p, dates), in_scope(hh))
-        .group_by(p.c.helper_id)
+        .group_by(p.c.helper_id, p.c.household_id)
     )
     if helpers is not None:
-        q = q.where(p.c.helper_id.in_(helpers))
-    return q.subquery("loads")
+        pairs = pairs.where(p.c.helper_id.in_(helpers))
+    pairs = pairs.subquery("helper_households")
+    return (
+        select(pairs.c.helper_id, *[func.sum(pairs.c[f"a_{i}"]).label(f"load_{i}") for i in range(len(dates))])
+        .group_by(pairs.c.helper_id)
+        .subquery("loads")
+    )
 
 
 def active_any(pairing, dates: list[dt.date]) -> ColumnElement:

@@ -214,9 +214,9 @@ def status_date(conn: Connection, as_of: dt.date) -> bool:
 
 
 def default_dates(today: dt.date) -> list[dt.date]:
-    """Today and the 23 month-ends before it: the trend of any as-of date in the last year, and the
-    tiles' month-on-month deltas, read stored figures."""
-    return last_month_ends(today, 24)
+    """Today and the 12 month-ends before it: what the overview's tiles, month-on-month deltas and
+    12-month trend read for today."""
+    return last_month_ends(today, 13)
 
 
 def default_years(conn: Connection, today: dt.date) -> list[int]:
@@ -259,28 +259,32 @@ def _store_base(conn: Connection, kind: str, as_of: dt.date, rows_select, bucket
             bucket)
 
 
-def _store_rollups(conn: Connection, kind: str, as_of: dt.date) -> None:
-    """Sum the base rows of (kind, date) into each roll-up grain."""
+def _store_rollups(conn: Connection, kind: str, dates: list[dt.date] | None = None) -> None:
+    """Sum the base rows of a kind (on the given dates, or all stored) into each roll-up grain:
+    one statement per grain for all the dates."""
     _, basis, base, rollups = KINDS[kind]
     s = metric_summary.alias("b")
     sums = [func.sum(s.c[slot]) for slot in SLOTS]
+    where = [s.c.kind == kind, s.c.grain == base]
+    if dates is not None:
+        where.append(s.c.as_of.in_(dates))
     for g in rollups:
         if g == "unit_all":
             src, unit, key = s, s.c.unit_id, literal(None, String)
-            group = [s.c.unit_id, s.c.bucket]
+            group = [s.c.as_of, s.c.unit_id, s.c.bucket]
         elif basis == "unit":
             u, ur = m.T_UNIT.alias("ru"), m.T_REG.alias("rur")
             src = s.join(u, u.c.unit_id == s.c.unit_id).join(ur, ur.c.code == u.c.region_code)
             unit, key = literal(None, String), m.group_key(ur, g)
-            group = [key, s.c.bucket]
+            group = [s.c.as_of, key, s.c.bucket]
         else:
             gr = m.T_REG.alias("rgr")
             src = s.join(gr, gr.c.code == s.c.village_code)
             unit, key = literal(None, String), m.group_key(gr, g)
-            group = [key, s.c.bucket]
+            group = [s.c.as_of, key, s.c.bucket]
         sel = (
-            select(literal(kind, String), literal(g, String), literal(as_of, Date), unit, key, s.c.bucket, *sums)
-            .select_from(src).where(s.c.kind == kind, s.c.grain == base, s.c.as_of == as_of).group_by(*group)
+            select(literal(kind, String), literal(g, String), s.c.as_of, unit, key, s.c.bucket, *sums)
+            .select_from(src).where(*where).group_by(*group)
         )
         conn.execute(metric_summary.insert().from_select(
             ["kind", "grain", "as_of", "unit_id", "village_code", "bucket", *SLOTS], sel))
@@ -291,8 +295,8 @@ def _mark(conn: Connection, kind: str, as_of: dt.date, stamp: str) -> None:
 
 
 def _store(conn: Connection, kind: str, as_of: dt.date, rows_select, stamp: str, bucket_col: str | None = None) -> None:
+    """Store the base rows of (kind, date); the roll-ups follow for all dates at once (_store_rollups)."""
     _store_base(conn, kind, as_of, rows_select, bucket_col)
-    _store_rollups(conn, kind, as_of)
     _mark(conn, kind, as_of, stamp)
 
 
@@ -367,14 +371,20 @@ def _store_days(conn: Connection, dates: list[dt.date], status_day: dt.date | No
         act = m.active_on(pd_, d)
         sums += [func.sum(case((act, 1), else_=0)).label(f"a_{i}"),
                  func.sum(case((and_(act, m.overdue_on(pd_, i, d)), 1), else_=0)).label(f"o_{i}")]
-    cad = _temp(conn, "tmp_cadence", select(pd_.c.unit_id, pd_.c.village_code, *sums)
-                .group_by(pd_.c.unit_id, pd_.c.village_code))
+    # the two base grains of the cadence kinds, for every date at once
+    gr = m.T_REG.alias("gr")
+    county = m.group_key(gr, "county")
+    cad_v = _temp(conn, "tmp_cadence_village", select(pd_.c.village_code, *sums).group_by(pd_.c.village_code))
+    cad_u = _temp(conn, "tmp_cadence_unit", select(pd_.c.unit_id, county.label("village_code"), *sums)
+                  .select_from(pd_.join(gr, gr.c.code == pd_.c.village_code)).group_by(pd_.c.unit_id, county))
     loads = _temp(conn, "tmp_loads", m.helper_loads_on(dates).element)
     log.info("cadence and loads grouped: %.1f s", time.perf_counter() - t0)
+    t0 = time.perf_counter()
     for i, d in enumerate(dates):
-        facts = select(cad.c.village_code, cad.c.unit_id, cad.c[f"a_{i}"].label("active_pairings"),
-                       cad.c[f"o_{i}"].label("overdue")).where(cad.c[f"a_{i}"] > 0)
-        for kind in ("cadence", "cadence_unit"):
+        for kind, cad in (("cadence", cad_v), ("cadence_unit", cad_u)):
+            unit = cad.c.unit_id if "unit_id" in cad.c else literal(None, String).label("unit_id")
+            facts = select(cad.c.village_code, unit, cad.c[f"a_{i}"].label("active_pairings"),
+                           cad.c[f"o_{i}"].label("overdue")).where(cad.c[f"a_{i}"] > 0)
             _store(conn, kind, d, facts, stamp)
         day_loads = select(loads.c.helper_id, loads.c[f"load_{i}"].label("load")).where(
             loads.c[f"load_{i}"] > 0).subquery("day_loads")
@@ -400,7 +410,8 @@ def _store_days(conn: Connection, dates: list[dt.date], status_day: dt.date | No
             select(literal(status_day, Date), loads.c.helper_id, h.c.unit_id, loads.c[f"load_{i}"])
             .select_from(loads.join(h, h.c.helper_id == loads.c.helper_id)).where(loads.c[f"load_{i}"] > 0)))
         _mark(conn, "status", status_day, stamp)
-    for name in ("tmp_last_visit", "tmp_pairing_dates", "tmp_cadence", "tmp_loads"):
+    log.info("cadence and cap stored: %.1f s", time.perf_counter() - t0)
+    for name in ("tmp_last_visit", "tmp_pairing_dates", "tmp_cadence_village", "tmp_cadence_unit", "tmp_loads"):
         conn.execute(text(f"DROP TABLE {name}"))
 
 
@@ -468,10 +479,15 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
         log.info("photo months: %.1f s", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for kind in (*DAY_KINDS, "photos", "gaps"):
+            _store_rollups(conn, kind, todo)
+        log.info("roll-ups: %.1f s", time.perf_counter() - t0)
     conn.execute(metric_summary.delete().where(metric_summary.c.kind == "ratings"))
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "ratings"))
     for y in years:
         _store(conn, "ratings", dt.date(y, 12, 31), m._ratings_rows(conn, y, m.ALL), stamp)
+    _store_rollups(conn, "ratings")
     if conn.dialect.name == "postgresql":
         for t in ("metric_summary", "pairing_status", "helper_status"):
             conn.execute(text(f"ANALYZE {t}"))
