@@ -450,7 +450,7 @@ def machine() -> tuple[int, float]:
     return ncpu, mem
 
 
-def page_list(unit: str | None, county: str | None, today: dt.date, past: dt.date) -> list[dict]:
+def page_list(unit: str | None, county: str | None, today: dt.date, past: dt.date, which: str = "both") -> list[dict]:
     specs = [("overview", "pages/overview.py", {})]
     if (ROOT / "pages" / "map.py").exists():
         specs.append(("map", "pages/map.py", {}))
@@ -462,7 +462,8 @@ def page_list(unit: str | None, county: str | None, today: dt.date, past: dt.dat
         specs.append((f"units, unit {unit}", "pages/units.py", {"unit": unit}))
     specs.append(("meeting", "pages/meeting.py", {}))
     pages = []
-    for date_label, d in (("today", today), (f"today−{PAST_DAYS}d", past)):
+    days = {"today": [("today", today)], "past": [(f"today−{PAST_DAYS}d", past)]}
+    for date_label, d in days.get(which, days["today"] + days["past"]):
         for label, path, params in specs:
             params = dict(params)
             if d != today:
@@ -493,6 +494,8 @@ def main(argv=None) -> int:
     ap.add_argument("--slow-page", type=float, default=30.0,
                     help="a page/date whose first cold replay takes longer (s) is replayed only twice (default 30)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="AppTest timeout per page run (s)")
+    ap.add_argument("--dates", choices=("both", "today", "past"), default="both",
+                    help="which as-of dates to time the pages for (default both)")
     ap.add_argument("--skip-import", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args(argv)
@@ -516,7 +519,7 @@ def main(argv=None) -> int:
     srv = server_info(engine)
     unit, county = biggest_unit_and_county(engine)
 
-    pages = page_list(unit, county, today, past)
+    pages = page_list(unit, county, today, past, args.dates)
     record(url, pages, args.timeout)
     quiet_streamlit()  # AppTest may have reconfigured Streamlit's loggers
     rss["after recording (AppTest)"] = rss_mb()

@@ -8,6 +8,7 @@ command line all call these functions; nothing else defines a rule.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -134,11 +135,31 @@ def group_key(region, by: str) -> ColumnElement:
     return func.coalesce(*reversed(upto))
 
 
+_LEVELS: dict[tuple[str, str], tuple[str, float]] = {}
+LEVEL_CACHE_S = 60.0
+
+
+def region_level(conn: Connection, code: str | None) -> str | None:
+    """The level of a region code (None when unknown). Known codes are remembered for a minute per
+    database: a code's level is fixed by the national code scheme and asked on every call."""
+    if not code:
+        return None
+    key = (str(conn.engine.url), code)
+    hit = _LEVELS.get(key)
+    now = time.monotonic()
+    if hit and now - hit[1] < LEVEL_CACHE_S:
+        return hit[0]
+    level = conn.execute(select(T_REG.c.level).where(T_REG.c.code == code)).scalar()
+    if level is not None:
+        _LEVELS[key] = (level, now)
+    return level
+
+
 def _region_filter(conn: Connection, region, code: str | None) -> ColumnElement:
     """Rows whose region lies under (or is) `code`."""
     if not code:
         return true()
-    level = conn.execute(select(T_REG.c.level).where(T_REG.c.code == code)).scalar()
+    level = region_level(conn, code)
     if level is None:
         return false()
     return region.c[f"{level}_code"] == code
@@ -146,50 +167,33 @@ def _region_filter(conn: Connection, region, code: str | None) -> ColumnElement:
 
 def _finish(conn: Connection, raw_rows, metric: str, by: str) -> pd.DataFrame:
     """Name the groups, drop the empty ones, sort by code, make every field an int.
-    raw_rows: (code, field, ...) tuples from the database."""
+    raw_rows: (code, name, level, field, ...) tuples from the database (name and level of the group's
+    unit or region; level None for a unit)."""
     fields = METRIC_FIELDS[metric]
     keep = []
+    primary = None if metric == "ratings" else fields.index(PRIMARY_FIELD[metric])
     for r in raw_rows:
-        code, vals = r[0], [int(x or 0) for x in r[1:]]
+        code, vals = r[0], [int(x or 0) for x in r[3:]]
         if code is None:
             continue
-        counted = any(vals) if metric == "ratings" else vals[fields.index(PRIMARY_FIELD[metric])] > 0
-        if counted:
-            keep.append((code, vals))
+        if any(vals) if primary is None else vals[primary] > 0:
+            keep.append((code, _group_name(code, r[1], r[2], by), vals))
     keep.sort(key=lambda x: x[0])
-    codes = [c for c, _ in keep]
-    if by == "unit":
-        names = {}
-        for part in range(0, len(codes), 500):
-            chunk = codes[part : part + 500]
-            names.update(conn.execute(select(T_UNIT.c.unit_id, T_UNIT.c.name).where(T_UNIT.c.unit_id.in_(chunk))).all())
-        name_list = [names.get(c, c) for c in codes]
-    else:
-        name_list = region_group_names(conn, codes, by)
-    data = {"code": codes, "name": name_list}
+    data = {"code": [c for c, _, _ in keep], "name": [n for _, n, _ in keep]}
     for i, f in enumerate(fields):
-        data[f] = pd.Series([v[i] for _, v in keep], dtype="int64")
+        data[f] = pd.Series([v[i] for _, _, v in keep], dtype="int64")
     return pd.DataFrame(data, columns=["code", "name", *fields])
 
 
-def region_group_names(conn: Connection, codes: list[str], by: str) -> list[str]:
-    """A region's name, or "省直" / "某某市直" for a row that stands above the asked level."""
-    if not codes:
-        return []
-    info = {}
-    for part in range(0, len(codes), 500):
-        chunk = codes[part : part + 500]
-        for code, name, level in conn.execute(
-            select(T_REG.c.code, T_REG.c.name, T_REG.c.level).where(T_REG.c.code.in_(chunk))
-        ):
-            info[code] = (name, level)
-    out = []
-    for c in codes:
-        name, level = info.get(c, (c, by))
-        if LEVEL_RANK.get(level, 99) < LEVEL_RANK[by]:
-            name = "省直" if level == "province" else f"{name}直"
-        out.append(name)
-    return out
+def _group_name(code: str, name: str | None, level: str | None, by: str) -> str:
+    """A unit's or region's name, or "省直" / "某某市直" for a region row above the asked level."""
+    if by == "unit":
+        return name if name is not None else code
+    if name is None:
+        return code
+    if LEVEL_RANK.get(level, 99) < LEVEL_RANK[by]:
+        return "省直" if level == "province" else f"{name}直"
+    return name
 
 
 def total_row(df: pd.DataFrame, metric: str) -> dict:
@@ -748,7 +752,17 @@ def _aggregate(conn: Connection, rows, metric: str, by: str, basis: str) -> pd.D
         gu, gur = T_UNIT.alias("gu"), T_REG.alias("gur")
         src = rows.join(gu, gu.c.unit_id == rows.c.unit_id).join(gur, gur.c.code == gu.c.region_code)
         key = group_key(gur, by)
-    q = select(key.label("code"), *[func.sum(rows.c[f]).label(f) for f in fields]).select_from(src).group_by(key)
+    g = select(key.label("code"), *[func.sum(rows.c[f]).label(f) for f in fields]).select_from(src).group_by(key)
+    g = g.subquery("g")
+    # the groups' names in the same query
+    if by == "unit":
+        nu = T_UNIT.alias("nu")
+        q = select(g.c.code, nu.c.name, literal(None, String), *[g.c[f] for f in fields]).select_from(
+            g.outerjoin(nu, nu.c.unit_id == g.c.code))
+    else:
+        nr = T_REG.alias("nr")
+        q = select(g.c.code, nr.c.name, nr.c.level, *[g.c[f] for f in fields]).select_from(
+            g.outerjoin(nr, nr.c.code == g.c.code))
     return _finish(conn, conn.execute(q).all(), metric, by)
 
 

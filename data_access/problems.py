@@ -85,13 +85,17 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
                      places["city"].label("city")]
             names = ["head_name", "id_number", "status", "village", "township", "county", "city"]
         q = select(*cols).select_from(base).where(*conds)
-        if limit is not None:
+        # province- or city-wide: the first rows in household order (the database stops early); a
+        # county, township, village or unit holds few uncovered households: all of them, cut below
+        wide = not scope.unit and summary._region_level(conn, scope.region) in (None, "province", "city")
+        if limit is not None and wide:
             q = q.order_by(hh.c.household_id).limit(limit)
         rows = conn.execute(q).all()
         df = pd.DataFrame([tuple(x) for x in rows], columns=["household_id", "village_code", *names])
         if detail:
             df["status"] = df["status"].map(STATUS_ZH)
-        return _finish_list(df, "uncovered", detail, unmasked)
+        df = _finish_list(df, "uncovered", detail, unmasked)
+        return df if limit is None else df.head(limit)
 
 
 def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,

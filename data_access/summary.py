@@ -69,7 +69,7 @@ def fields_of(kind: str) -> list[str]:
 def _region_level(conn: Connection, code: str | None) -> str | None:
     if not code:
         return None
-    return conn.execute(select(m.T_REG.c.level).where(m.T_REG.c.code == code)).scalar() or "unknown"
+    return m.region_level(conn, code) or "unknown"
 
 
 def choose(conn: Connection, metric_kind: str, by: str, scope: m.Scope) -> tuple[str, str] | None:
