@@ -250,15 +250,19 @@ def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, u
 PROBLEMS = {"uncovered": uncovered, "cap": cap_violators, "overdue": overdue, "unapproved": unapproved}
 
 
-def trend(bind, as_of: dt.date, scope: Scope = ALL, months: int = 12) -> pd.DataFrame:
+def trend(bind, as_of: dt.date, scope: Scope = ALL, months: int = 12, known: dict | None = None) -> pd.DataFrame:
     """Coverage rate and cadence compliance at each of the last `months` month-ends (the as-of
     date standing for its own month). Stored dates are read in one query per metric; the others
-    are computed live."""
+    are computed live, except those in ``known``: {date: (coverage total row, cadence total row)}
+    the caller already has."""
     out = []
     dates = last_month_ends(as_of, months)
     with Conn(bind) as conn:
         cov_s = summary.totals_by_date(conn, "coverage_assigned" if scope.unit else "coverage", scope, dates)
         cad_s = summary.totals_by_date(conn, "cadence", scope, dates)
+        for d, (cov, cad) in (known or {}).items():
+            cov_s.setdefault(d, cov)
+            cad_s.setdefault(d, cad)
         for d in dates:
             cov = cov_s.get(d) or m.total_row(m.coverage(conn, d, "province", scope), "coverage")
             cad = cad_s.get(d) or m.total_row(m.cadence(conn, d, "province", scope), "cadence")

@@ -214,9 +214,9 @@ def status_date(conn: Connection, as_of: dt.date) -> bool:
 
 
 def default_dates(today: dt.date) -> list[dt.date]:
-    """Today and the 12 month-ends before it: what the overview's tiles, month-on-month deltas and
-    12-month trend read for today."""
-    return last_month_ends(today, 13)
+    """Today and the 23 month-ends before it: the tiles, month-on-month deltas and 12-month trend of
+    today and of any as-of date in the last year read stored figures for every month-end."""
+    return last_month_ends(today, 24)
 
 
 def default_years(conn: Connection, today: dt.date) -> list[int]:

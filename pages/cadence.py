@@ -25,7 +25,8 @@ st.caption("第十二条（二）：每2个月至少入户走访1次；省直单
            "电话、短信、微信联系不计入走访。")
 url, d, scope = f.url, f.as_of, f.scope
 
-tot = m.total_row(data.cadence(url, d, "province", scope), "cadence")
+# the total is the sum of the child level's groups (the same cached call as the ranking below)
+tot = m.total_row(data.cadence(url, d, f.child or "province", scope), "cadence")
 start = months_before(d.replace(day=1), 11)  # the 12 calendar months up to d's
 ph = m.total_row(data.photos(url, start, d, "province", scope), "photos")
 c = st.columns(4)

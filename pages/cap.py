@@ -19,7 +19,8 @@ filters.scope_caption(f)
 st.caption(f"第五条：1名帮扶责任人最多帮扶不超过{m.CAP}个贫困户。按责任人所属派出单位的区划统计。")
 url, d, scope = f.url, f.as_of, f.scope
 
-tot = m.total_row(data.cap(url, d, "province", scope), "cap")
+# the total is the sum of the child level's groups (the same cached call as the ranking below)
+tot = m.total_row(data.cap(url, d, f.child or "province", scope), "cap")
 c = st.columns(4)
 kpi(c[0], "在帮责任人", fmt.num(tot["helpers"]))
 kpi(c[1], "超上限责任人", fmt.num(tot["violators"]))

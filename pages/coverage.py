@@ -18,7 +18,8 @@ st.title("结对覆盖")
 filters.scope_caption(f)
 url, d, scope = f.url, f.as_of, f.scope
 
-tot = m.total_row(data.coverage(url, d, "province", scope), "coverage")
+# the total is the sum of the child level's groups (the same cached call as the ranking below)
+tot = m.total_row(data.coverage(url, d, f.child or "province", scope), "coverage")
 c = st.columns(4)
 kpi(c[0], "结对覆盖率", fmt.pct(fmt.rate(tot["covered"], tot["households"])))
 kpi(c[1], "在帮贫困户", fmt.num(tot["households"]))

@@ -70,7 +70,7 @@ def screen():
     if auth.session_expired():  # the fragment's own reruns skip app.py: end an idle session here too
         st.rerun(scope="app")
     url, d, scope = f.url, filters.today() if "as_of" not in st.query_params else f.as_of, f.scope
-    figs = data.meeting_figures(url, d, scope)
+    figs = data.meeting_figures(url, d, scope, f.child)
     cov, cad, cap, rep = figs["coverage"], figs["cadence"], figs["cap"], figs["replacements"]
     cov_rate = fmt.rate(cov["covered"], cov["households"])
     compliance = 1 - cad["overdue"] / cad["active_pairings"] if cad["active_pairings"] else None

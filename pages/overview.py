@@ -24,7 +24,8 @@ prev = previous_month_end(d)
 def totals(day):
     cov = m.total_row(data.coverage(url, day, "province", scope), "coverage")
     cap = m.total_row(data.cap(url, day, "province", scope), "cap")
-    cad = m.total_row(data.cadence(url, day, "province", scope), "cadence")
+    # the sum of the child level's groups: on the as-of date the same cached call as the ranking below
+    cad = m.total_row(data.cadence(url, day, f.child or "province", scope), "cadence")
     rep = m.total_row(data.replacements(url, day, "province", scope), "replacements")
     return {
         "coverage_rate": fmt.rate(cov["covered"], cov["households"]),
@@ -85,5 +86,5 @@ with left:
     else:
         st.info("已到村级，没有更下一级的排名。")
 with right:
-    tr = data.trend(url, d, scope)
+    tr = data.trend(url, d, scope, f.child)
     click_chart(charts.trend_lines(tr), "overview-trend", f)

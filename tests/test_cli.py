@@ -198,13 +198,13 @@ def test_refresh_keeps_stored_month_ends_unless_full(cov_db, engine, capsys):
 
     before = stamps()  # the import stored every summary date
     today = dt.date.today()
-    assert len(before) == 13 and today in before
+    assert len(before) == 24 and today in before
     with engine.begin() as conn:
         conn.execute(snaps.update().values(refreshed_at="2000-01-01T00:00:00"))
         conn.execute(snaps.delete().where(snaps.c.as_of == min(before)))  # one month-end went missing
     code, out, err = run(capsys, "refresh", "--db", cov_db)
     assert code == 0, err
-    assert "保留已有的 11 个月末" in out
+    assert "保留已有的 22 个月末" in out
     after = stamps()
     assert set(after) == set(before)
     redone = {d for d, s in after.items() if s != "2000-01-01T00:00:00"}

@@ -95,8 +95,12 @@ def photos(url: str, start: dt.date, end: dt.date, by: str, scope: Scope):
 
 
 @st.cache_data(ttl=TTL, show_spinner="正在计算近12个月趋势…")
-def trend(url: str, as_of: dt.date, scope: Scope):
-    return pb.trend(engine(url), as_of, scope)
+def trend(url: str, as_of: dt.date, scope: Scope, child: str | None = None):
+    """The 12-month trend; its as-of point is the page's own totals (the same cached calls as the
+    tiles: the coverage total and the sum of the ``child`` level's cadence groups)."""
+    known = {as_of: (m.total_row(coverage(url, as_of, "province", scope), "coverage"),
+                     m.total_row(cadence(url, as_of, child or "province", scope), "cadence"))}
+    return pb.trend(engine(url), as_of, scope, known=known)
 
 
 # ---------------------------------------------------------------- problem lists (masked: detail=True)
@@ -230,10 +234,13 @@ def excellent_with_problems(url: str, year: int, as_of: dt.date, scope: Scope, u
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, refresh_mode="background")
-def meeting_figures(url: str, as_of: dt.date, scope: Scope) -> dict:
+def meeting_figures(url: str, as_of: dt.date, scope: Scope, child: str | None = None) -> dict:
+    """The meeting screen's tiles; the cadence total is the sum of the ``child`` ranking's groups (the
+    same cached call as the ranking beside the tiles)."""
     eng = engine(url)
     cov = m.total_row(m.coverage(eng, as_of, "province", scope), "coverage")
-    cad = m.total_row(m.cadence(eng, as_of, "province", scope), "cadence")
+    cad = m.total_row(meeting_ranking(url, as_of, child, scope) if child else m.cadence(eng, as_of, "province", scope),
+                      "cadence")
     cap_ = m.total_row(m.cap(eng, as_of, "province", scope), "cap")
     rep = m.total_row(m.replacements(eng, as_of, "province", scope), "replacements")
     return {"coverage": cov, "cadence": cad, "cap": cap_, "replacements": rep}
