@@ -28,7 +28,8 @@ url, d, scope = f.url, f.as_of, f.scope
 # the total is the sum of the child level's groups (the same cached call as the ranking below)
 tot = m.total_row(data.cadence(url, d, f.child or "province", scope), "cadence")
 start = months_before(d.replace(day=1), 11)  # the 12 calendar months up to d's
-ph = m.total_row(data.photos(url, start, d, "province", scope), "photos")
+# the sum of the child level's groups: the same cached call as the chart below
+ph = m.total_row(data.photos(url, start, d, f.child or "province", scope), "photos")
 c = st.columns(4)
 kpi(c[0], "在帮结对", fmt.num(tot["active_pairings"]))
 kpi(c[1], "走访逾期结对", fmt.num(tot["overdue"]))
