@@ -485,7 +485,7 @@ def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last
         conds.append(h.c.unit_id == scope.unit)
     if helpers is not None:
         conds.append(p.c.helper_id.in_(helpers))
-    if own_last is None and len(dates) == 1 and _wide(conn, scope):
+    if own_last is None and len(dates) == 1 and helpers is None and _wide(conn, scope):
         ol = own_last_visits(dates[0])
         own_last = select(ol.c.household_id, ol.c.helper_id, ol.c.last.label("last_0")).subquery("own_last_0")
     if own_last is not None:

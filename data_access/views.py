@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Integer, case, func, inspect, literal, or_, select, text, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import metrics as m
 from . import problems as pb
-from . import schema
+from . import schema, summary
 from .db import BangfuError, safe_url, short_error
 from .metrics import ALL, Conn, Scope
 from .privacy import mask_frame
@@ -237,9 +237,16 @@ def helper_info(bind, helper_id: str | None, unmasked: bool = False, scope: Scop
 
 
 def rating_years(bind) -> list[int]:
-    """Years that have at least one rating, newest first."""
+    """Years that have at least one rating, newest first.
+
+    A loose index scan over ix_ratings_year (a recursive query that jumps from one year to the next
+    lower one): one index probe per year instead of reading every rating."""
+    r, nr = schema.ratings.alias("ry"), schema.ratings.alias("ry_next")
+    years = select(func.max(r.c.year).label("year")).cte("years", recursive=True)
+    lower = select(func.max(nr.c.year)).where(nr.c.year < years.c.year).scalar_subquery()
+    years = years.union_all(select(lower.label("year")).select_from(years).where(years.c.year.is_not(None)))
     with Conn(bind) as conn:
-        rows = conn.execute(select(schema.ratings.c.year).distinct()).scalars().all()
+        rows = conn.execute(select(years.c.year).where(years.c.year.is_not(None))).scalars().all()
     return sorted((int(y) for y in rows), reverse=True)
 
 
@@ -248,53 +255,102 @@ def rating_years(bind) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _last_own_home_visit(as_of: dt.date):
-    """Per helper: the latest in-home visit the helper made up to the date."""
+def _no_jit(conn) -> None:
+    """PostgreSQL: no JIT compilation for the rest of the current transaction. The per-pairing lists
+    below are single queries whose estimated cost (an index probe per pairing) is far above
+    jit_above_cost, and compiling them took longer than running them (province-wide at 1M households:
+    15 s of JIT compilation in an 18 s run). Only this transaction: the connection is back to the
+    server's setting once it ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL jit = off"))
+
+
+def _pairing_status_of(conn, as_of: dt.date, scope: Scope, helpers):
+    """``metrics._pairing_status`` holding only the pairings of ``helpers`` (a select of helper ids).
+
+    Where the building block would take last(p) from one aggregate pass over every visit (a province-
+    or city-wide question on PostgreSQL), that pass is limited to the visits of the households these
+    pairings are with (``metrics.own_last_visits(as_of, households)``), which is all that last(p) of
+    these pairings reads, a department colleague's visits included."""
+    own_last = None
+    if m._wide(conn, scope):
+        p = m.T_PAIR.alias("wp")
+        own_last = m.own_last_visits(
+            as_of, select(p.c.household_id).where(p.c.helper_id.in_(helpers), m.active_on(p, as_of)))
+    return m._pairing_status(conn, as_of, scope, own_last, helpers=helpers)
+
+
+def _pairing_gaps_of(conn, as_of: dt.date, scope: Scope, helpers):
+    """``problems.pairing_gaps`` (helper_id, is_overdue 0/1) holding only the pairings of ``helpers``:
+    the stored pairing status of the date when there is one, else ``_pairing_status_of``."""
+    if summary.status_date(conn, as_of):
+        g = pb.pairing_gaps(conn, as_of, scope)  # stored rows: a plain select, filtered where it reads them
+        return select(g.c.helper_id, g.c.is_overdue).where(g.c.helper_id.in_(helpers)).subquery("gaps")
+    ps, ref, cutoff = _pairing_status_of(conn, as_of, scope, helpers)
+    return select(ps.c.helper_id, case((ref < cutoff, 1), else_=0).label("is_overdue")).subquery("gaps")
+
+
+def _scope_helpers(conn, scope: Scope):
+    """The helper ids a helper-based list of the scope shows (``metrics._helper_scope``), as a select."""
+    h, u, ur = m.T_HELP.alias("sh"), m.T_UNIT.alias("su"), m.T_REG.alias("sur")
+    return (
+        select(h.c.helper_id)
+        .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code))
+        .where(*m._helper_scope(conn, h, u, ur, scope))
+    )
+
+
+def _last_own_home_visit(helper_id, as_of: dt.date):
+    """The latest in-home visit the helper made up to the date: one probe of the index on visits
+    (helper_id, mode, visit_date) per helper."""
     v = schema.visits.alias("ov")
     return (
-        select(v.c.helper_id, func.max(v.c.visit_date).label("last_home_visit"))
-        .where(v.c.mode == "in_home", v.c.visit_date <= as_of)
-        .group_by(v.c.helper_id)
-        .subquery("own_last")
+        select(func.max(v.c.visit_date))
+        .where(v.c.helper_id == helper_id, v.c.mode == "in_home", v.c.visit_date <= as_of)
+        .scalar_subquery()
     )
 
 
 def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool = False) -> pd.DataFrame:
     """The helpers of the scope (normally one sending unit): load on the date (M2), their own latest
-    in-home visit, active and overdue pairings (M3) and the rating for `year`."""
+    in-home visit, active and overdue pairings (M3) and the rating for `year`.
+
+    Pairings are counted as on the overdue list (problems.overdue) of the unit, or, for a region
+    scope, of the region (pairings with households under it). Everything is restricted to the scope's
+    helpers before grouping and before any visit is looked up."""
     with Conn(bind) as conn:
+        _no_jit(conn)
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
-        loads = m._helper_loads(as_of)
-        last = _last_own_home_visit(as_of)
+        shown = _scope_helpers(conn, scope)
+        loads = m._helper_loads(as_of, helpers=shown)
+        gaps = _pairing_gaps_of(conn, as_of, Scope(unit=scope.unit) if scope.unit else scope, shown)
+        counts = (
+            select(gaps.c.helper_id, func.count().label("active_pairings"),
+                   func.sum(gaps.c.is_overdue).label("overdue"))
+            .group_by(gaps.c.helper_id)
+            .subquery("counts")
+        )
         rt = m.T_RATE.alias("rt")
         q = (
             select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
                    h.c.department, h.c.category, h.c.phone, func.coalesce(loads.c.load, 0).label("load"),
-                   last.c.last_home_visit, rt.c.grade)
+                   _last_own_home_visit(h.c.helper_id, as_of).label("last_home_visit"), rt.c.grade,
+                   func.coalesce(counts.c.active_pairings, 0), func.coalesce(counts.c.overdue, 0))
             .select_from(
                 h.join(u, u.c.unit_id == h.c.unit_id)
                 .join(ur, ur.c.code == u.c.region_code)
                 .outerjoin(loads, loads.c.helper_id == h.c.helper_id)
-                .outerjoin(last, last.c.helper_id == h.c.helper_id)
+                .outerjoin(counts, counts.c.helper_id == h.c.helper_id)
                 .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year))
             )
             .where(*m._helper_scope(conn, h, u, ur, scope))
         )
         rows = conn.execute(q).all()
-        df = pd.DataFrame([tuple(x) for x in rows], columns=[
-            "helper_id", "helper_name", "unit_id", "unit_name", "department", "category", "phone", "load",
-            "last_home_visit", "grade"])
-        status = pb.overdue(conn, as_of, Scope(unit=scope.unit) if scope.unit else scope, include_all=True)
-    counts = status.groupby("helper_id").agg(active_pairings=("pairing_id", "count"),
-                                             overdue=("is_overdue", "sum")) if len(status) else None
-    if counts is not None:
-        df = df.merge(counts, how="left", left_on="helper_id", right_index=True)
-    else:
-        df["active_pairings"] = 0
-        df["overdue"] = 0
-    df["active_pairings"] = df["active_pairings"].fillna(0).astype("int64")
-    df["overdue"] = df["overdue"].fillna(0).astype("int64")
-    df["load"] = df["load"].astype("int64")
+    df = pd.DataFrame([tuple(x) for x in rows], columns=[
+        "helper_id", "helper_name", "unit_id", "unit_name", "department", "category", "phone", "load",
+        "last_home_visit", "grade", "active_pairings", "overdue"])
+    for c in ("active_pairings", "overdue", "load"):
+        df[c] = df[c].astype("int64")
     df["category"] = df["category"].map(pb.CATEGORY_ZH)
     df["grade"] = df["grade"].map(GRADE_ZH)
     df["last_home_visit"] = [_as_date(x) for x in df["last_home_visit"]]
@@ -381,28 +437,26 @@ def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.da
 
 def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False) -> pd.DataFrame:
     """M4 "missing": helpers paired with an in-scope household on some day of the year, without a
-    rating for it — the rows behind metrics.ratings(...)['missing']."""
+    rating for it — the rows behind metrics.ratings(...)['missing'].
+
+    One query over the scope's helpers: each one without a rating for the year is checked for such a
+    pairing through the index on pairings (helper_id)."""
     with Conn(bind) as conn:
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
         rt = m.T_RATE.alias("rt")
         p, hh = m.T_PAIR.alias("yp"), m.T_HH.alias("yh")
+        rated = select(rt.c.helper_id).where(rt.c.helper_id == h.c.helper_id, rt.c.year == year).exists()
         paired = (
             select(p.c.helper_id)
             .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-            .where(m.active_in_year(p, year), m.in_scope(hh))
-            .distinct()
-            .subquery("paired")
+            .where(p.c.helper_id == h.c.helper_id, m.active_in_year(p, year), m.in_scope(hh))
+            .exists()
         )
         q = (
             select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
                    h.c.department, h.c.category, h.c.phone)
-            .select_from(
-                h.join(u, u.c.unit_id == h.c.unit_id)
-                .join(ur, ur.c.code == u.c.region_code)
-                .join(paired, paired.c.helper_id == h.c.helper_id)
-                .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year))
-            )
-            .where(rt.c.grade.is_(None), *m._helper_scope(conn, h, u, ur, scope))
+            .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code))
+            .where(*m._helper_scope(conn, h, u, ur, scope), ~rated, paired)
         )
         rows = conn.execute(q).all()
     df = pd.DataFrame([tuple(x) for x in rows],
@@ -421,35 +475,47 @@ def rating_check_date(year: int, as_of: dt.date) -> dt.date:
 def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
                             unmasked: bool = False) -> pd.DataFrame:
     """Helpers rated excellent for `year` who, on rating_check_date(year, as_of), had overdue pairings
-    (problems.overdue) or were over the cap (problems.cap_violators)."""
+    (problems.overdue) or were over the cap (problems.cap_violators), each within the scope as those
+    lists take it: overdue pairings of households under the scope's region (and of the scope's unit),
+    loads of helpers whose unit is seated under it (and is the scope's unit).
+
+    Loads and pairing status are computed for the excellent helpers only, in one query."""
     d = rating_check_date(year, as_of)
     with Conn(bind) as conn:
-        over = pb.overdue(conn, d, scope)
-        caps = pb.cap_violators(conn, d, scope)
-        rt = m.T_RATE
-        excellent = set(conn.execute(select(rt.c.helper_id).where(rt.c.year == year, rt.c.grade == "excellent"))
-                        .scalars().all())
-        od = over.groupby("helper_id").size() if len(over) else pd.Series(dtype="int64")
-        loads = dict(zip(caps["helper_id"], caps["load"]))
-        ids = sorted(excellent & (set(od.index) | set(loads)))
-        if ids:
-            # the load of every listed helper (not only violators), for context
-            all_loads = pb.cap_violators(conn, d, scope, min_load=1)
-            all_loads = dict(zip(all_loads["helper_id"], all_loads["load"]))
-            h, u = m.T_HELP.alias("h"), m.T_UNIT.alias("u")
-            info = conn.execute(
-                select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone)
-                .select_from(h.join(u, u.c.unit_id == h.c.unit_id))
-                .where(h.c.helper_id.in_(ids))
-            ).all()
-        else:
-            info, all_loads = [], {}
+        _no_jit(conn)
+        rt = m.T_RATE.alias("xr")
+        excellent = select(rt.c.helper_id).where(rt.c.year == year, rt.c.grade == "excellent")
+        # M2: the load of each excellent helper whose unit is in the scope (problems.cap_violators)
+        xh, xu, xur = m.T_HELP.alias("xh"), m.T_UNIT.alias("xu"), m.T_REG.alias("xur")
+        excellent_here = (
+            select(xh.c.helper_id)
+            .select_from(xh.join(xu, xu.c.unit_id == xh.c.unit_id).join(xur, xur.c.code == xu.c.region_code))
+            .where(xh.c.helper_id.in_(excellent), *m._helper_scope(conn, xh, xu, xur, scope))
+        )
+        loads = m._helper_loads(d, helpers=excellent_here)
+        # M3: their overdue pairings in the scope (problems.overdue)
+        gaps = _pairing_gaps_of(conn, d, scope, excellent)
+        facts = union_all(
+            select(loads.c.helper_id, loads.c.load, literal(None, Integer).label("overdue")),
+            select(gaps.c.helper_id, literal(None, Integer), gaps.c.is_overdue).where(gaps.c.is_overdue == 1),
+        ).subquery("facts")
+        flagged = (
+            select(facts.c.helper_id, func.max(facts.c.load).label("load"), func.sum(facts.c.overdue).label("overdue"))
+            .group_by(facts.c.helper_id)
+            .having(or_(func.sum(facts.c.overdue) > 0, func.max(facts.c.load) > m.CAP))
+            .subquery("flagged")
+        )
+        h, u = m.T_HELP.alias("h"), m.T_UNIT.alias("u")
+        q = select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone,
+                   flagged.c.load, flagged.c.overdue).select_from(
+            flagged.join(h, h.c.helper_id == flagged.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
+        info = conn.execute(q).all()
     rows = []
-    for helper_id, name, unit_id, unit_name, department, category, phone in info:
-        n_over = int(od.get(helper_id, 0))
-        load = int(all_loads.get(helper_id, 0))
+    for helper_id, name, unit_id, unit_name, department, category, phone, load, n_over in info:
+        n_over = int(n_over or 0)
+        load = int(load or 0)
         problems = []
-        if helper_id in loads:
+        if load > m.CAP:
             problems.append(f"超上限（帮扶{load}户）")
         if n_over:
             problems.append(f"{n_over}个结对走访逾期")
