@@ -104,11 +104,7 @@ def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False
     ``limit``: only the first rows by load (highest first), then helper id. Loads are read from the
     stored helper status when the date has one."""
     with Conn(bind) as conn:
-        if summary.status_date(conn, as_of):
-            hs = schema.helper_status.alias("hs")
-            loads = select(hs.c.helper_id, hs.c.load).where(hs.c.as_of == as_of).subquery("loads")
-        else:
-            loads = m._helper_loads(as_of)
+        loads = helper_loads(conn, as_of)
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
         cols = [h.c.helper_id, h.c.unit_id, loads.c.load]
         names = []
@@ -132,6 +128,18 @@ def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False
         if detail:
             df["category"] = df["category"].map(CATEGORY_ZH)
         return _finish_list(df, "cap", detail, unmasked, keep_order=limit is not None)
+
+
+def helper_loads(conn, as_of: dt.date, helpers=None):
+    """load(helper, D) (M2) as a subquery (helper_id, load) of the helpers with a load: read from the
+    stored helper status when the date has one. ``helpers``: a select of helper ids to keep."""
+    if summary.status_date(conn, as_of):
+        hs = schema.helper_status.alias("hs")
+        q = select(hs.c.helper_id, hs.c.load).where(hs.c.as_of == as_of)
+        if helpers is not None:
+            q = q.where(hs.c.helper_id.in_(helpers))
+        return q.subquery("loads")
+    return m._helper_loads(as_of, helpers)
 
 
 def pairing_gaps(conn, as_of: dt.date, scope: Scope):

@@ -356,10 +356,10 @@ def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: 
         conn.execute(text(f"DROP TABLE {name}"))
 
 
-def _store_days(conn: Connection, dates: list[dt.date], status_day: dt.date | None, stamp: str) -> None:
+def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.date], stamp: str) -> None:
     """Cadence and cap of every date from one pass each: the pairings with each date's last visit
     (metrics.pairing_dates) and every date's helper loads (metrics.helper_loads_on) are computed once
-    into temporary tables; each date's facts are then read from those. On status_day also the
+    into temporary tables; each date's facts are then read from those. On the status_days also the
     per-pairing and per-helper status and the gap distribution."""
     t0 = time.perf_counter()
     lv = _last_visit_table(conn, dates)
@@ -389,7 +389,7 @@ def _store_days(conn: Connection, dates: list[dt.date], status_day: dt.date | No
         day_loads = select(loads.c.helper_id, loads.c[f"load_{i}"].label("load")).where(
             loads.c[f"load_{i}"] > 0).subquery("day_loads")
         _store(conn, "cap", d, m._cap_rows(conn, d, m.ALL, day_loads), stamp)
-    if status_day is not None:
+    for status_day in status_days:
         i = dates.index(status_day)
         ref = m.reference_date(pd_.c[f"last_{i}"], pd_.c.start_date)
         sel = select(literal(status_day, Date), pd_.c.pairing_id, pd_.c.helper_id, pd_.c.household_id, pd_.c.unit_id,
@@ -438,17 +438,10 @@ def _store_photos(conn: Connection, dates: list[dt.date], stamp: str) -> None:
 
 
 def clear(conn: Connection, keep: Iterable[dt.date] = ()) -> None:
-    """Drop stored summaries (all, or all but the dates in keep) and the stored statuses."""
+    """Drop stored summaries and statuses (all, or all but those of the dates in keep)."""
     keep = list(keep)
-    if keep:
-        conn.execute(summary_snapshots.delete().where(summary_snapshots.c.as_of.not_in(keep)))
-        conn.execute(metric_summary.delete().where(metric_summary.c.as_of.not_in(keep)))
-    else:
-        conn.execute(summary_snapshots.delete())
-        conn.execute(metric_summary.delete())
-    conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "status"))
-    conn.execute(pairing_status.delete())
-    conn.execute(helper_status.delete())
+    for t in (summary_snapshots, metric_summary, pairing_status, helper_status):
+        conn.execute(t.delete().where(t.c.as_of.not_in(keep)) if keep else t.delete())
 
 
 def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.date] | None = None,
@@ -475,7 +468,10 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         t0 = time.perf_counter()
         _store_coverage_replacements(conn, todo, stamp)
         log.info("coverage and replacements on %d dates: %.1f s", len(todo), time.perf_counter() - t0)
-        _store_days(conn, todo, max(todo), stamp)
+        # the per-pairing / per-helper status: for today, and for the last year-end (the ratings page
+        # checks the year's excellent helpers against it)
+        year_end = dt.date(max(todo).year - 1, 12, 31)
+        _store_days(conn, todo, [max(todo)] + ([year_end] if year_end in todo else []), stamp)
         t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
         log.info("photo months: %.1f s", time.perf_counter() - t0)

@@ -322,7 +322,7 @@ def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool =
         _no_jit(conn)
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
         shown = _scope_helpers(conn, scope)
-        loads = m._helper_loads(as_of, helpers=shown)
+        loads = pb.helper_loads(conn, as_of, helpers=shown)
         gaps = _pairing_gaps_of(conn, as_of, Scope(unit=scope.unit) if scope.unit else scope, shown)
         counts = (
             select(gaps.c.helper_id, func.count().label("active_pairings"),
@@ -492,7 +492,7 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
             .select_from(xh.join(xu, xu.c.unit_id == xh.c.unit_id).join(xur, xur.c.code == xu.c.region_code))
             .where(xh.c.helper_id.in_(excellent), *m._helper_scope(conn, xh, xu, xur, scope))
         )
-        loads = m._helper_loads(d, helpers=excellent_here)
+        loads = pb.helper_loads(conn, d, helpers=excellent_here)
         # M3: their overdue pairings in the scope (problems.overdue)
         gaps = _pairing_gaps_of(conn, d, scope, excellent)
         facts = union_all(
