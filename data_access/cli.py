@@ -193,6 +193,15 @@ def cmd_db_upgrade(args) -> int:
     engine = make_engine(args.db)
     upgrade(engine)
     print(f"数据库结构已是最新：{safe_url(str(engine.url))}")
+    from sqlalchemy import func, select
+
+    from .schema import households, summary_snapshots
+
+    with engine.connect() as conn:
+        empty = conn.execute(select(func.count()).select_from(summary_snapshots)).scalar() == 0
+        has_data = conn.execute(select(households.c.household_id).limit(1)).first() is not None
+    if empty and has_data:  # e.g. after a migration that changed the summaries' layout
+        print("指标汇总表为空，看板将实时计算（较慢）：请运行 bangfu refresh --full", file=sys.stderr)
     return EXIT_OK
 
 
