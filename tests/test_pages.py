@@ -376,3 +376,21 @@ def test_first_start_on_the_embedded_database_generates_demo_data(tmp_path, monk
     engine.dispose()
     assert metrics_shown(at)["结对覆盖率"] == fmt.pct(tot["covered"] / tot["households"])
     _clear_caches()
+
+
+def test_long_lists_show_their_first_rows_and_total(app_db, monkeypatch):
+    """A list longer than widgets.LIST_ROWS shows its first rows (worst first) and the list's total from
+    the metric; the download is built from the whole list (data.full_list)."""
+    from ui import data, widgets
+
+    url, engine = app_db
+    monkeypatch.setattr(widgets, "LIST_ROWS", 2)
+    at = run("cap", as_of=D)
+    loads = pb.cap_violators(engine, AS_OF, min_load=1, detail=True)
+    assert len(loads) > 2
+    shown = at.dataframe[1].value  # the second list: every loaded helper
+    assert list(shown["帮扶户数"]) == sorted(loads["load"], reverse=True)[:2]
+    assert f"**在帮责任人帮扶户数**（{len(loads):,} 条）" in html(at)
+    assert any("前 2 条" in c.value for c in at.caption)
+    full = data.full_list("cap", url, AS_OF, m.ALL, min_load=1)
+    assert full.equals(loads)
