@@ -210,6 +210,7 @@ helper_status = Table(
     Column("load", Integer, nullable=False),
     Index("ix_helper_status_load", "as_of", "load"),
     Index("ix_helper_status_unit", "unit_id"),
+    Index("ix_helper_status_helper", "helper_id"),
 )
 
 # Which (kind, date) summaries exist; a metric reads metric_summary only for a listed pair.

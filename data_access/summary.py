@@ -484,9 +484,10 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     for y in years:
         _store(conn, "ratings", dt.date(y, 12, 31), m._ratings_rows(conn, y, m.ALL), stamp)
     _store_rollups(conn, "ratings")
-    if conn.dialect.name == "postgresql":
-        for t in ("metric_summary", "pairing_status", "helper_status"):
-            conn.execute(text(f"ANALYZE {t}"))
+    # planner statistics of the freshly written tables (SQLite, without them, probes the stored loads
+    # through the date index once per helper)
+    for t in ("metric_summary", "pairing_status", "helper_status"):
+        conn.execute(text(f"ANALYZE {t}"))
     n = conn.execute(select(func.count()).select_from(metric_summary)).scalar()
     return {"dates": len(todo), "kept": len(keep), "years": len(years), "rows": int(n)}
 
