@@ -242,7 +242,7 @@ def expected_cap(engine, d, scope=m.ALL) -> dict[str, str]:
 
 def expected_cadence(engine, d, scope=m.ALL) -> dict[str, str]:
     cad = tot(engine, "cadence", d, scope)
-    start = months_before(d, 12) + dt.timedelta(days=1)
+    start = months_before(d.replace(day=1), 11)  # the 12 calendar months up to d's (pages/cadence.py)
     ph = m.total_row(m.photos(engine, start, d, "province", scope), "photos")
     return {
         "在帮结对": fmt.num(cad["active_pairings"]),
