@@ -457,6 +457,9 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        # planner statistics of the ledger: an import calls this in its own transaction, before autovacuum
+        # could see the new rows (without them a 12 M-visit import's refresh took nested-loop plans)
+        conn.execute(text("ANALYZE regions, units, helpers, households, pairings, visits, ratings, assignments"))
     keep = []
     if only_missing:
         have = stored_dates(conn, "cadence", dates)
