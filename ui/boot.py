@@ -15,11 +15,13 @@ import threading
 import streamlit as st
 
 _local = threading.local()
+_RERUN_KEY = "_bangfu_boot_rerun"
 
 
 def app_started() -> None:
     """Called by app.py at the start of each run."""
     _local.app_running = True
+    st.session_state[_RERUN_KEY] = False
 
 
 def app_finished() -> None:
@@ -36,6 +38,11 @@ def require_app() -> None:
         PagesManager = None  # noqa: N806
     if PagesManager is not None and getattr(PagesManager, "uses_pages_directory", None):
         PagesManager.uses_pages_directory = False  # what st.navigation itself does
+        st.rerun()
+    if not st.session_state.get(_RERUN_KEY):
+        # another session's first run switched the mode while this run had already started outside
+        # app.py (several deep links opened at once after a server start): one rerun goes through it
+        st.session_state[_RERUN_KEY] = True
         st.rerun()
     st.error("请从看板首页打开本页。", icon=":material/error:")
     st.page_link("app.py", label="打开看板首页")
