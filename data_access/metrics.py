@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     and_,
     case,
-    distinct,
     false,
     func,
     literal,
