@@ -210,8 +210,7 @@ def gap_histogram(bind, as_of: dt.date, scope: Scope = ALL) -> pd.DataFrame:
         counts = summary.gap_counts(conn, as_of, scope)
         if counts is None:
             g = pairing_gaps(conn, as_of, scope)
-            bucket = case((g.c.gap_days >= summary.GAP_CAP, summary.GAP_CAP // summary.GAP_BIN),
-                          else_=g.c.gap_days // summary.GAP_BIN)
+            bucket = summary.gap_bucket(g.c.gap_days)
             q = select(bucket, func.sum(1 - g.c.is_overdue), func.sum(g.c.is_overdue)).group_by(bucket)
             counts = [(int(b), int(a or 0), int(o or 0)) for b, a, o in conn.execute(q)]
     n = summary.GAP_CAP // summary.GAP_BIN + 1

@@ -31,6 +31,7 @@ from typing import Iterable
 
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, and_, case, func, literal, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import NullType
 
 from . import metrics as m
@@ -57,6 +58,11 @@ SLOTS = ("n1", "n2", "n3", "n4")
 FIELDS = dict(m.METRIC_FIELDS, gaps=["on_time", "overdue"])
 # gap distribution: days since the reference date in 15-day buckets, 180 days and more in the last
 GAP_BIN, GAP_CAP = 15, 180
+
+
+def gap_bucket(gap_days) -> ColumnElement:
+    """The gap distribution's bucket of a gap in days: 15-day buckets, 180 days and more in the last."""
+    return case((gap_days >= GAP_CAP, GAP_CAP // GAP_BIN), else_=gap_days // GAP_BIN)
 
 
 def fields_of(kind: str) -> list[str]:
@@ -400,7 +406,7 @@ def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.dat
             ["as_of", "pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date", "last_visit",
              "gap_days", "interval_months", "overdue"], sel))
         st = pairing_status.alias("st")
-        bucket = case((st.c.gap_days >= GAP_CAP, GAP_CAP // GAP_BIN), else_=st.c.gap_days // GAP_BIN)
+        bucket = gap_bucket(st.c.gap_days)
         gaps = select(st.c.village_code, st.c.unit_id, bucket.label("bucket"),
                       (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue")).where(st.c.as_of == status_day)
         _store(conn, "gaps", status_day, gaps, stamp, bucket_col="bucket")
