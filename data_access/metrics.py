@@ -169,18 +169,15 @@ def _finish(conn: Connection, raw_rows, metric: str, by: str) -> pd.DataFrame:
     raw_rows: (code, name, level, field, ...) tuples from the database (name and level of the group's
     unit or region; level None for a unit)."""
     fields = METRIC_FIELDS[metric]
-    keep = []
-    primary = None if metric == "ratings" else fields.index(PRIMARY_FIELD[metric])
-    for r in raw_rows:
-        code, vals = r[0], [int(x or 0) for x in r[3:]]
-        if code is None:
-            continue
-        if any(vals) if primary is None else vals[primary] > 0:
-            keep.append((code, _group_name(code, r[1], r[2], by), vals))
-    keep.sort(key=lambda x: x[0])
-    data = {"code": [c for c, _, _ in keep], "name": [n for _, n, _ in keep]}
+    if metric == "ratings":  # a group is listed when any field is non-zero
+        keep = [r for r in raw_rows if r[0] is not None and any(r[3:])]
+    else:  # … when what is counted (the primary field) is
+        at = 3 + fields.index(PRIMARY_FIELD[metric])
+        keep = [r for r in raw_rows if r[0] is not None and (r[at] or 0) > 0]
+    keep.sort(key=lambda r: r[0])
+    data = {"code": [r[0] for r in keep], "name": [_group_name(r[0], r[1], r[2], by) for r in keep]}
     for i, f in enumerate(fields):
-        data[f] = pd.Series([v[i] for _, _, v in keep], dtype="int64")
+        data[f] = pd.Series([int(r[3 + i] or 0) for r in keep], dtype="int64")
     return pd.DataFrame(data, columns=["code", "name", *fields])
 
 
@@ -301,6 +298,20 @@ def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: boo
     rows = household_coverage_on(conn, [as_of], scope).subquery("hc")
     return select(rows.c.village_code, literal(None, String).label("unit_id"), literal(1).label("households"),
                   rows.c.covered_0.label("covered"), rows.c.weak_0.label("weak"))
+
+
+def uncovered_cond(hh, as_of: dt.date) -> ColumnElement:
+    """M1's uncovered household (a row of ``hh``): in scope, with no active pairing on the date."""
+    p = T_PAIR.alias("up")
+    has_pairing = select(p.c.household_id).where(p.c.household_id == hh.c.household_id, active_on(p, as_of)).exists()
+    return and_(in_scope(hh), ~has_pairing)
+
+
+def uncovered_rows(as_of: dt.date):
+    """The uncovered households of the date as a select (household_id, village_code): what the refresh
+    stores for the uncovered list."""
+    hh = T_HH.alias("uh")
+    return select(hh.c.household_id, hh.c.village_code).where(uncovered_cond(hh, as_of))
 
 
 def household_coverage_on(conn: Connection, dates: list[dt.date], scope: Scope):
@@ -618,6 +629,7 @@ def _ratings_rows(conn: Connection, year: int, scope: Scope):
         select(
             literal(None, String).label("village_code"),
             h.c.unit_id.label("unit_id"),
+            h.c.helper_id.label("helper_id"),
             *[case((rt.c.grade == g, 1), else_=0).label(g) for g in schema.GRADES],
             case((and_(rt.c.grade.is_(None), paired.c.helper_id.is_not(None)), 1), else_=0).label("missing"),
         )

@@ -69,10 +69,14 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
     villages assigned to the unit on the date. ``limit``: only the first rows by household id."""
     with Conn(bind) as conn:
         hh, r = m.T_HH.alias("hh"), m.T_REG.alias("r")
-        p = m.T_PAIR.alias("p")
-        has_pairing = select(p.c.household_id).where(p.c.household_id == hh.c.household_id, m.active_on(p, as_of)).exists()
-        base = hh.join(r, r.c.code == hh.c.village_code)
-        conds = [m.in_scope(hh), ~has_pairing, m._region_filter(conn, r, scope.region)]
+        if summary.status_date(conn, as_of):  # the stored uncovered households of the date
+            us = schema.uncovered_status.alias("us")
+            base = us.join(hh, hh.c.household_id == us.c.household_id).join(r, r.c.code == hh.c.village_code)
+            conds = [us.c.as_of == as_of]
+        else:
+            base = hh.join(r, r.c.code == hh.c.village_code)
+            conds = [m.uncovered_cond(hh, as_of)]
+        conds.append(m._region_filter(conn, r, scope.region))
         if scope.unit:
             au = m._assigned_villages(as_of, scope.unit)
             conds.append(hh.c.village_code.in_(select(au.c.village_code)))

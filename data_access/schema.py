@@ -208,9 +208,33 @@ helper_status = Table(
     Column("helper_id", String(40), nullable=False),
     Column("unit_id", String(40), nullable=False),
     Column("load", Integer, nullable=False),
+    # the helper's overdue pairings on the date (sum of pairing_status.overdue): the ratings page's
+    # "excellent but with problems" list reads it province-wide
+    Column("overdue", Integer),
     Index("ix_helper_status_load", "as_of", "load"),
     Index("ix_helper_status_unit", "unit_id"),
     Index("ix_helper_status_helper", "helper_id"),
+)
+
+# The in-scope households without an active pairing (M1) on a status date (the uncovered list reads
+# them instead of checking every household's pairings), and per rating year the helpers missing a rating
+# (M4) — written only by summary.refresh, with the status dates and rating years it stores.
+uncovered_status = Table(
+    "uncovered_status",
+    metadata,
+    Column("as_of", Date, nullable=False),
+    Column("household_id", String(40), nullable=False),
+    Column("village_code", String(20), nullable=False),
+    Index("ix_uncovered_status_household", "as_of", "household_id"),
+    Index("ix_uncovered_status_village", "village_code"),
+)
+
+rating_missing = Table(
+    "rating_missing",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("helper_id", String(40), nullable=False),
+    Index("ix_rating_missing_year_helper", "year", "helper_id"),
 )
 
 # Which (kind, date) summaries exist; a metric reads metric_summary only for a listed pair.

@@ -36,7 +36,8 @@ from sqlalchemy.types import NullType
 
 from . import metrics as m
 from .dates import last_month_ends, month_end
-from .schema import LEVEL_RANK, helper_status, metric_summary, pairing_status, ratings, summary_snapshots
+from .schema import (LEVEL_RANK, helper_status, metric_summary, pairing_status, rating_missing, ratings, summary_snapshots,
+                     uncovered_status)
 
 log = logging.getLogger("bangfu.summary")
 REGION_ROLLUPS = ("province", "city", "county")  # coarsest first
@@ -411,10 +412,20 @@ def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.dat
                       (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue")).where(st.c.as_of == status_day)
         _store(conn, "gaps", status_day, gaps, stamp, bucket_col="bucket")
         h = m.T_HELP.alias("sh")
+        # a helper with an overdue pairing has a load (both count the active pairings with in-scope households)
+        over = (select(st.c.helper_id, func.sum(st.c.overdue).label("overdue"))
+                .where(st.c.as_of == status_day).group_by(st.c.helper_id).subquery("over"))
         conn.execute(helper_status.insert().from_select(
-            ["as_of", "helper_id", "unit_id", "load"],
-            select(literal(status_day, Date), loads.c.helper_id, h.c.unit_id, loads.c[f"load_{i}"])
-            .select_from(loads.join(h, h.c.helper_id == loads.c.helper_id)).where(loads.c[f"load_{i}"] > 0)))
+            ["as_of", "helper_id", "unit_id", "load", "overdue"],
+            select(literal(status_day, Date), loads.c.helper_id, h.c.unit_id, loads.c[f"load_{i}"],
+                   func.coalesce(over.c.overdue, 0))
+            .select_from(loads.join(h, h.c.helper_id == loads.c.helper_id)
+                         .outerjoin(over, over.c.helper_id == loads.c.helper_id))
+            .where(loads.c[f"load_{i}"] > 0)))
+        un = m.uncovered_rows(status_day).subquery("un")
+        conn.execute(uncovered_status.insert().from_select(
+            ["as_of", "household_id", "village_code"],
+            select(literal(status_day, Date), un.c.household_id, un.c.village_code)))
         _mark(conn, "status", status_day, stamp)
     log.info("cadence and cap stored: %.1f s", time.perf_counter() - t0)
     for name in ("tmp_last_visit", "tmp_pairing_dates", "tmp_cadence_village", "tmp_cadence_unit", "tmp_loads"):
@@ -446,8 +457,9 @@ def _store_photos(conn: Connection, dates: list[dt.date], stamp: str) -> None:
 def clear(conn: Connection, keep: Iterable[dt.date] = ()) -> None:
     """Drop stored summaries and statuses (all, or all but those of the dates in keep)."""
     keep = list(keep)
-    for t in (summary_snapshots, metric_summary, pairing_status, helper_status):
+    for t in (summary_snapshots, metric_summary, pairing_status, helper_status, uncovered_status):
         conn.execute(t.delete().where(t.c.as_of.not_in(keep)) if keep else t.delete())
+    conn.execute(rating_missing.delete())  # the rating years are recomputed by every refresh
 
 
 def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.date] | None = None,
@@ -490,12 +502,18 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         log.info("roll-ups: %.1f s", time.perf_counter() - t0)
     conn.execute(metric_summary.delete().where(metric_summary.c.kind == "ratings"))
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "ratings"))
+    conn.execute(rating_missing.delete())
     for y in years:
-        _store(conn, "ratings", dt.date(y, 12, 31), m._ratings_rows(conn, y, m.ALL), stamp)
+        rows = _temp(conn, "tmp_ratings", m._ratings_rows(conn, y, m.ALL))
+        _store(conn, "ratings", dt.date(y, 12, 31), select(rows), stamp)
+        # the helpers behind the year's "missing" count (views.missing_ratings reads them)
+        conn.execute(rating_missing.insert().from_select(
+            ["year", "helper_id"], select(literal(y, Integer), rows.c.helper_id).where(rows.c.missing == 1)))
+        conn.execute(text("DROP TABLE tmp_ratings"))
     _store_rollups(conn, "ratings")
     # planner statistics of the freshly written tables (SQLite, without them, probes the stored loads
     # through the date index once per helper)
-    for t in ("metric_summary", "pairing_status", "helper_status"):
+    for t in ("metric_summary", "pairing_status", "helper_status", "uncovered_status", "rating_missing"):
         conn.execute(text(f"ANALYZE {t}"))
     n = conn.execute(select(func.count()).select_from(metric_summary)).scalar()
     return {"dates": len(todo), "kept": len(keep), "years": len(years), "rows": int(n)}

@@ -129,6 +129,18 @@ def list_units(bind, region: str | None = None) -> pd.DataFrame:
     return pd.DataFrame([tuple(x) for x in rows], columns=["unit_id", "name", "level", "region_code", "region_name"])
 
 
+def unit_options(bind, region: str | None = None) -> list[tuple[str, str]]:
+    """(unit_id, name) of the sending units ``list_units`` gives, for a select box: without a region
+    read from the units table alone (its primary key order), no join and no DataFrame."""
+    if region:
+        df = list_units(bind, region)
+        return list(zip(df["unit_id"], df["name"]))
+    u = schema.units
+    with Conn(bind) as conn:
+        return [(a, b) for a, b in conn.execute(
+            select(u.c.unit_id, u.c.name).order_by(u.c.unit_id))]
+
+
 def unit_info(bind, unit_id: str | None) -> dict | None:
     if not unit_id:
         return None
@@ -443,20 +455,25 @@ def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False)
     pairing through the index on pairings (helper_id)."""
     with Conn(bind) as conn:
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
-        rt = m.T_RATE.alias("rt")
-        p, hh = m.T_PAIR.alias("yp"), m.T_HH.alias("yh")
-        rated = select(rt.c.helper_id).where(rt.c.helper_id == h.c.helper_id, rt.c.year == year).exists()
-        paired = (
-            select(p.c.helper_id)
-            .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-            .where(p.c.helper_id == h.c.helper_id, m.active_in_year(p, year), m.in_scope(hh))
-            .exists()
-        )
+        if summary.available(conn, "ratings", dt.date(year, 12, 31)):  # stored with the year's ratings
+            rm = schema.rating_missing.alias("rm")
+            missing = [h.c.helper_id.in_(select(rm.c.helper_id).where(rm.c.year == year))]
+        else:
+            rt = m.T_RATE.alias("rt")
+            p, hh = m.T_PAIR.alias("yp"), m.T_HH.alias("yh")
+            rated = select(rt.c.helper_id).where(rt.c.helper_id == h.c.helper_id, rt.c.year == year).exists()
+            paired = (
+                select(p.c.helper_id)
+                .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
+                .where(p.c.helper_id == h.c.helper_id, m.active_in_year(p, year), m.in_scope(hh))
+                .exists()
+            )
+            missing = [~rated, paired]
         q = (
             select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
                    h.c.department, h.c.category, h.c.phone)
             .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code))
-            .where(*m._helper_scope(conn, h, u, ur, scope), ~rated, paired)
+            .where(*m._helper_scope(conn, h, u, ur, scope), *missing)
         )
         rows = conn.execute(q).all()
     df = pd.DataFrame([tuple(x) for x in rows],
@@ -485,6 +502,15 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
         _no_jit(conn)
         rt = m.T_RATE.alias("xr")
         excellent = select(rt.c.helper_id).where(rt.c.year == year, rt.c.grade == "excellent")
+        if scope == ALL and summary.status_date(conn, d):
+            # province-wide on a status date: the stored loads and overdue pairings of every helper
+            # (helper_status: the same loads and the sum of the same pairing status as below)
+            hs, h, u = schema.helper_status.alias("hs"), m.T_HELP.alias("h"), m.T_UNIT.alias("u")
+            q = (select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone,
+                        hs.c.load, hs.c.overdue)
+                 .select_from(hs.join(h, h.c.helper_id == hs.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
+                 .where(hs.c.as_of == d, hs.c.helper_id.in_(excellent), or_(hs.c.load > m.CAP, hs.c.overdue > 0)))
+            return _excellent_frame(conn.execute(q).all(), d, unmasked)
         # M2: the load of each excellent helper whose unit is in the scope (problems.cap_violators)
         xh, xu, xur = m.T_HELP.alias("xh"), m.T_UNIT.alias("xu"), m.T_REG.alias("xur")
         excellent_here = (
@@ -510,6 +536,12 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
                    flagged.c.load, flagged.c.overdue).select_from(
             flagged.join(h, h.c.helper_id == flagged.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
         info = conn.execute(q).all()
+    return _excellent_frame(info, d, unmasked)
+
+
+def _excellent_frame(info, d: dt.date, unmasked: bool) -> pd.DataFrame:
+    """The rows (helper_id, name, unit_id, unit_name, department, category, phone, load, overdue) as the
+    excellent-with-problems list."""
     rows = []
     for helper_id, name, unit_id, unit_name, department, category, phone, load, n_over in info:
         n_over = int(n_over or 0)

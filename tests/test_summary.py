@@ -95,7 +95,7 @@ def test_stored_status_lists_and_distributions_equal_live(engine):
     """The per-pairing / per-helper status, gap distribution, photo months and trend stored by the
     refresh give exactly what the live SQL gives, for every scope (also finer than the roll-ups)."""
     from data_access import problems as pb
-    from data_access import summary
+    from data_access import summary, views
     from data_access.demo import generate
 
     d = dt.date(2026, 6, 30)
@@ -112,6 +112,10 @@ def test_stored_status_lists_and_distributions_equal_live(engine):
             "gaps": pb.gap_histogram(engine, d, sc),
             "trend": pb.trend(engine, d, sc),
             "photos": [m.photos(engine, a, b, "county", sc) for a, b in photo_ranges],
+            "uncovered": pb.uncovered(engine, d, sc, detail=True),
+            "uncovered_top": pb.uncovered(engine, d, sc, limit=5),
+            "missing": views.missing_ratings(engine, d.year - 1, sc),
+            "excellent": views.excellent_with_problems(engine, d.year - 1, d, sc),
         }
         assert live[sc]["gaps"][["on_time", "overdue"]].to_numpy().sum() == int(
             m.total_row(m.cadence(engine, d, "province", sc, summary=False), "cadence")["active_pairings"])
@@ -132,5 +136,22 @@ def test_stored_status_lists_and_distributions_equal_live(engine):
         assert pb.trend(engine, d, sc).equals(now["trend"]), sc
         for (a, b), want in zip(photo_ranges, now["photos"]):
             assert m.photos(engine, a, b, "county", sc).equals(want), (sc, a, b)
+        assert pb.uncovered(engine, d, sc, detail=True).equals(now["uncovered"]), sc
+        assert pb.uncovered(engine, d, sc, limit=5).equals(now["uncovered_top"]), sc
+        assert views.missing_ratings(engine, d.year - 1, sc).equals(now["missing"]), sc
+        assert views.excellent_with_problems(engine, d.year - 1, d, sc).equals(now["excellent"]), sc
         some_overdue += len(now["overdue"])
     assert some_overdue > 0
+    everywhere = live[Scope()]
+    assert len(everywhere["uncovered"]) and len(everywhere["missing"]) and len(everywhere["excellent"])
+    # the lists really read the stored rows: take one away and it is gone from the list
+    gone_hh, gone_helper = everywhere["uncovered"]["household_id"].iloc[0], everywhere["missing"]["helper_id"].iloc[0]
+    flagged = everywhere["excellent"]["helper_id"].iloc[0]
+    with engine.begin() as conn:
+        conn.execute(schema.uncovered_status.delete().where(schema.uncovered_status.c.household_id == gone_hh))
+        conn.execute(schema.rating_missing.delete().where(schema.rating_missing.c.helper_id == gone_helper))
+        conn.execute(update(schema.helper_status).where(schema.helper_status.c.helper_id == flagged)
+                     .values(load=0, overdue=0))
+    assert gone_hh not in set(pb.uncovered(engine, d, detail=True)["household_id"])
+    assert gone_helper not in set(views.missing_ratings(engine, d.year - 1)["helper_id"])
+    assert flagged not in set(views.excellent_with_problems(engine, d.year - 1, d)["helper_id"])

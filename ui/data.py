@@ -167,6 +167,11 @@ def list_units(url: str, region: str | None = None):
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def unit_options(url: str, region: str | None = None):
+    return v.unit_options(engine(url), region)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def unit_info(url: str, unit_id: str | None):
     return v.unit_info(engine(url), unit_id)
 
