@@ -14,7 +14,7 @@ import sys
 import warnings as warnings_module
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.engine import Connection, Engine
@@ -207,7 +207,7 @@ class Sheet:
     table: str
     label: str  # how errors name the file
     header: list[Any]
-    rows: list[tuple[int, list[Any]]]  # (line number, raw cells)
+    rows: Iterable[tuple[int, list[Any]]]  # (line number, raw cells): a list, or CsvRows
     header_line: int = 1  # the first non-blank row is the header
     check_width: bool = False  # CSV: a row with more non-empty cells than the header is an error
 
@@ -333,26 +333,52 @@ def read_csv_file(path: Path, table: str) -> Sheet:
         text = decode_bytes(data)
     except DecodeError as exc:
         raise ImportFailed([f"{label}:{line}: -: {reason}" for line, reason in exc.lines]) from None
-    # strict: an unclosed quote is an error, not a silent swallowing of every row after it
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
+    del data
+    delimiter = _delimiter(text)
+    # the first pass only checks the syntax and finds the header; the rows are read again, one at a
+    # time, when they are parsed (CsvRows), so that a 12 M-row file is never held as lists of cells
     header: list[Any] | None = None
     header_line = 1
-    rows: list[tuple[int, list[Any]]] = []
+    try:
+        for line, cells in _csv_records(text, delimiter):
+            if header is None and not _is_blank(cells):
+                header, header_line = cells, line
+    except _CsvSyntax as exc:
+        raise ImportFailed([f"{label}:{exc.line}: -: {exc.reason}"]) from None
+    if header is None:
+        raise ImportFailed([f"{label}:1: -: 文件是空的（没有表头行）"])
+    return Sheet(table, label, header, CsvRows(text, delimiter, header_line), header_line, check_width=True)
+
+
+class _CsvSyntax(Exception):
+    def __init__(self, line: int, reason: str):
+        self.line, self.reason = line, reason
+
+
+def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line a record starts on, cells) of every record; _CsvSyntax on a syntax error."""
+    # strict: an unclosed quote is an error, not a silent swallowing of every row after it
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1  # the line a record starts on (a quoted cell may span several lines)
     try:
         for cells in reader:
             line, start = start, reader.line_num + 1
-            if _is_blank(cells):
-                continue
-            if header is None:
-                header, header_line = cells, line
-                continue
-            rows.append((line, cells))
+            yield line, cells
     except csv.Error as exc:
-        raise ImportFailed([f"{label}:{start}: -: {_csv_reason(exc)}"]) from None
-    if header is None:
-        raise ImportFailed([f"{label}:1: -: 文件是空的（没有表头行）"])
-    return Sheet(table, label, header, rows, header_line, check_width=True)
+        raise _CsvSyntax(start, _csv_reason(exc)) from None
+
+
+class CsvRows:
+    """The non-blank records after the header line of a CSV text whose syntax has been checked:
+    iterable any number of times, each time parsing the text again."""
+
+    def __init__(self, text: str, delimiter: str, header_line: int):
+        self.text, self.delimiter, self.header_line = text, delimiter, header_line
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        for line, cells in _csv_records(self.text, self.delimiter):
+            if line > self.header_line and not _is_blank(cells):
+                yield line, cells
 
 
 def _xlsx_problem(path: Path) -> str | None:
@@ -652,6 +678,11 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
              col.kind == "str" and col.name not in ("id_number", "phone"),
              col.enum if col.kind == "enum" else None)
             for col in SPECS[sheet.table]]
+    # one object per distinct value of a date or a reference column (a 12 M-row visits file repeats
+    # a few hundred dates and a million ids): the parsed rows take a fraction of the memory
+    key = set(KEYS[sheet.table])
+    shared = {col.name: {} for col in SPECS[sheet.table]
+              if col.kind == "date" or (col.name.endswith(("_id", "_code")) and col.name not in key)}
     width = len(sheet.header)
     out = []
     for line, cells in sheet.rows:
@@ -681,8 +712,11 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
                     rec[name] = None
                 continue
             if s is not None:  # fast paths for the common cases of text cells
+                if (seen := shared.get(name)) is not None and (v := seen.get(s)) is not None:
+                    rec[name] = v
+                    continue
                 if plain and (limit is None or len(s) <= limit):
-                    rec[name] = s
+                    rec[name] = s if seen is None else seen.setdefault(s, s)
                     continue
                 if enum is not None and (v := enum.get(s.lower())) is not None:
                     rec[name] = v
@@ -691,6 +725,8 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
                 value = convert(col, raw)
                 if limit is not None and len(value) > limit:
                     raise RowError(f"长度 {len(value)} 超过上限 {limit} 个字符")
+                if s is not None and (seen := shared.get(name)) is not None:
+                    seen[s] = value
                 rec[name] = value
             except IdCheckDigitError as exc:
                 if strict_ids:
@@ -862,6 +898,26 @@ class Progress:
             self.stream.flush()
 
 
+BULK_ROWS = 100_000  # PostgreSQL: from this many new rows on, the secondary indexes may be rebuilt
+
+
+def _row_estimate(conn: Connection, name: str) -> int:
+    from sqlalchemy import text
+
+    n = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": name}).scalar()
+    return max(int(n or 0), 0)
+
+
+def _secondary_indexes(conn: Connection, name: str) -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of the table's indexes that back no constraint."""
+    from sqlalchemy import text
+
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() AND i.tablename = :t "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass(:t) AND c.conname = i.indexname) "
+        "ORDER BY i.indexname"), {"t": name})]
+
+
 def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, progress_stream=None) -> None:
     """PostgreSQL: COPY into a temporary staging table, then one UPDATE of the changed rows and one
     INSERT of the new ones (set-based; ~10x faster than row-by-row upserts)."""
@@ -901,10 +957,19 @@ def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, p
                  f"FROM {stage} s WHERE {join} AND {differs}")
         )
     if inserted:
+        # a large load (more new rows than the table holds): drop the secondary indexes and build them
+        # again afterwards, which is several times faster than maintaining them row by row
+        rebuild = _secondary_indexes(conn, name) if inserted >= BULK_ROWS and inserted > _row_estimate(conn, name) else []
+        for index_name, _ in rebuild:
+            conn.execute(text(f'DROP INDEX "{index_name}"'))
         conn.execute(
             text(f"INSERT INTO {name} ({', '.join(map(q, cols))}) SELECT {', '.join('s.' + q(c) for c in cols)} "
                  f"FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {join})")
         )
+        if rebuild:
+            conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+            for _, definition in rebuild:
+                conn.execute(text(definition))
     conn.execute(text(f"DROP TABLE {stage}"))
     result.inserted[p.table] = int(inserted)
     result.updated[p.table] = int(updated)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -114,6 +115,7 @@ ratings = Table(
     Column("year", Integer, primary_key=True),
     Column("grade", String(20), nullable=False),
     Index("ix_ratings_year", "year"),
+    Index("ix_ratings_year_grade", "year", "grade", "helper_id"),
 )
 
 assignments = Table(
@@ -214,6 +216,9 @@ helper_status = Table(
     Index("ix_helper_status_load", "as_of", "load"),
     Index("ix_helper_status_unit", "unit_id"),
     Index("ix_helper_status_helper", "helper_id"),
+    # the helpers with a problem on the date (over the cap or with an overdue pairing)
+    Index("ix_helper_status_problems", "as_of", "helper_id",
+          postgresql_where=text("load > 5 OR overdue > 0"), sqlite_where=text("load > 5 OR overdue > 0")),
 )
 
 # The in-scope households without an active pairing (M1) on a status date (the uncovered list reads

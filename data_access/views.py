@@ -129,16 +129,15 @@ def list_units(bind, region: str | None = None) -> pd.DataFrame:
     return pd.DataFrame([tuple(x) for x in rows], columns=["unit_id", "name", "level", "region_code", "region_name"])
 
 
-def unit_options(bind, region: str | None = None) -> list[tuple[str, str]]:
-    """(unit_id, name) of the sending units ``list_units`` gives, for a select box: without a region
-    read from the units table alone (its primary key order), no join and no DataFrame."""
+def unit_options(bind, region: str | None = None) -> pd.DataFrame:
+    """unit_id and name of the sending units ``list_units`` gives, for a select box: without a region
+    read from the units table alone (in its primary key order), without the join to the regions."""
     if region:
-        df = list_units(bind, region)
-        return list(zip(df["unit_id"], df["name"]))
+        return list_units(bind, region)[["unit_id", "name"]]
     u = schema.units
     with Conn(bind) as conn:
-        return [(a, b) for a, b in conn.execute(
-            select(u.c.unit_id, u.c.name).order_by(u.c.unit_id))]
+        rows = conn.execute(select(u.c.unit_id, u.c.name).order_by(u.c.unit_id)).all()
+    return pd.DataFrame([tuple(x) for x in rows], columns=["unit_id", "name"])
 
 
 def unit_info(bind, unit_id: str | None) -> dict | None:
@@ -447,7 +446,7 @@ def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.da
 # --------------------------------------------------------------------------------------------
 
 
-def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False) -> pd.DataFrame:
+def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False, limit: int | None = None) -> pd.DataFrame:
     """M4 "missing": helpers paired with an in-scope household on some day of the year, without a
     rating for it — the rows behind metrics.ratings(...)['missing'].
 
@@ -475,6 +474,8 @@ def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False)
             .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code))
             .where(*m._helper_scope(conn, h, u, ur, scope), *missing)
         )
+        if limit is not None:  # the first rows by helper id
+            q = q.order_by(h.c.helper_id).limit(limit)
         rows = conn.execute(q).all()
     df = pd.DataFrame([tuple(x) for x in rows],
                       columns=["helper_id", "helper_name", "unit_id", "unit_name", "department", "category", "phone"])
@@ -490,7 +491,7 @@ def rating_check_date(year: int, as_of: dt.date) -> dt.date:
 
 
 def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
-                            unmasked: bool = False) -> pd.DataFrame:
+                            unmasked: bool = False, limit: int | None = None) -> pd.DataFrame:
     """Helpers rated excellent for `year` who, on rating_check_date(year, as_of), had overdue pairings
     (problems.overdue) or were over the cap (problems.cap_violators), each within the scope as those
     lists take it: overdue pairings of households under the scope's region (and of the scope's unit),
@@ -510,6 +511,8 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
                         hs.c.load, hs.c.overdue)
                  .select_from(hs.join(h, h.c.helper_id == hs.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
                  .where(hs.c.as_of == d, hs.c.helper_id.in_(excellent), or_(hs.c.load > m.CAP, hs.c.overdue > 0)))
+            if limit is not None:  # the first rows by helper id
+                q = q.order_by(h.c.helper_id).limit(limit)
             return _excellent_frame(conn.execute(q).all(), d, unmasked)
         # M2: the load of each excellent helper whose unit is in the scope (problems.cap_violators)
         xh, xu, xur = m.T_HELP.alias("xh"), m.T_UNIT.alias("xu"), m.T_REG.alias("xur")
@@ -535,6 +538,8 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
         q = select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone,
                    flagged.c.load, flagged.c.overdue).select_from(
             flagged.join(h, h.c.helper_id == flagged.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
+        if limit is not None:
+            q = q.order_by(h.c.helper_id).limit(limit)
         info = conn.execute(q).all()
     return _excellent_frame(info, d, unmasked)
 

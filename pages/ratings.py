@@ -60,7 +60,8 @@ st.subheader("未考核责任人")
 problem_list(lambda u: data.missing_ratings(url, year, scope, unmasked=u),
              ["helper_id", "helper_name", "unit_name", "unit_id", "department", "category", "phone"],
              f"{year}年度未考核责任人", f"missing_ratings_{year}", f, empty=f"{year}年度在帮责任人都有考核等次。",
-             on_row=filters.open_helper, row_code="helper_id")
+             on_row=filters.open_helper, row_code="helper_id", total=tot["missing"], order="按责任人编号",
+             full=lambda u: data.full_list("missing_ratings", url, year, scope, unmasked=u))
 
 st.subheader("评为优秀但存在问题的责任人")
 check = rating_check_date(year, d)
@@ -69,5 +70,6 @@ problem_list(lambda u: data.excellent_with_problems(url, year, d, scope, unmaske
               "checked_on"],
              f"{year}年度优秀但存在问题", f"excellent_with_problems_{year}", f,
              empty=f"{year}年度评为优秀的责任人在{fmt.date_zh(check)}都没有走访逾期或超上限问题。",
-             on_row=filters.open_helper, row_code="helper_id",
+             on_row=filters.open_helper, row_code="helper_id", order="按责任人编号",
+             full=lambda u: data.full_list("excellent_with_problems", url, year, d, scope, unmasked=u),
              note=f"以{fmt.date_zh(check)}（考核年度末，或更早的数据截至日期）的状态核查：有走访逾期结对或帮扶超过{m.CAP}户。")

@@ -140,6 +140,8 @@ def test_stored_status_lists_and_distributions_equal_live(engine):
         assert pb.uncovered(engine, d, sc, limit=5).equals(now["uncovered_top"]), sc
         assert views.missing_ratings(engine, d.year - 1, sc).equals(now["missing"]), sc
         assert views.excellent_with_problems(engine, d.year - 1, d, sc).equals(now["excellent"]), sc
+        assert views.missing_ratings(engine, d.year - 1, sc, limit=3).equals(now["missing"].head(3)), sc
+        assert views.excellent_with_problems(engine, d.year - 1, d, sc, limit=3).equals(now["excellent"].head(3)), sc
         some_overdue += len(now["overdue"])
     assert some_overdue > 0
     everywhere = live[Scope()]

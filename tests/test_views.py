@@ -47,8 +47,8 @@ def test_region_tree_and_units(engine, tmp_path):
     assert list(views.list_regions(engine, parent_code="130102001")["code"]) == [V1, "130102001002"]
     assert list(views.list_units(engine)["unit_id"]) == ["U1", "U2", "U3", "U4"]
     assert list(views.list_units(engine, "130100")["unit_id"]) == ["U2", "U3"]
-    assert views.unit_options(engine) == [(u, n) for u, n in views.list_units(engine)[["unit_id", "name"]].itertuples(index=False)]
-    assert [u for u, _ in views.unit_options(engine, "130100")] == ["U2", "U3"]
+    assert views.unit_options(engine).equals(views.list_units(engine)[["unit_id", "name"]])
+    assert list(views.unit_options(engine, "130100")["unit_id"]) == ["U2", "U3"]
     assert views.unit_info(engine, "U3")["region_name"] == "长安区"
     helper = views.helper_info(engine, "G")
     assert helper["helper_name"] == "冯**" and helper["phone"] == "139****5678" and helper["category"] == "干部职工"

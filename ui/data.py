@@ -139,6 +139,8 @@ def unapproved(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False, l
 
 def full_list(name: str, url: str, *args, **kwargs) -> pd.DataFrame:
     """The whole list behind a page's first rows, for a download (uncached; called on click)."""
+    if name in ("missing_ratings", "excellent_with_problems"):
+        return getattr(v, name)(engine(url), *args, **kwargs)
     fn = {"uncovered": pb.uncovered, "cap": pb.cap_violators, "overdue": pb.overdue, "unapproved": pb.unapproved}[name]
     return fn(engine(url), *args, detail=True, **kwargs)
 
@@ -225,13 +227,14 @@ def helper_visits(url: str, helper_id: str, start: dt.date | None, end: dt.date 
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def missing_ratings(url: str, year: int, scope: Scope, unmasked: bool = False):
-    return v.missing_ratings(engine(url), year, scope, unmasked=unmasked)
+def missing_ratings(url: str, year: int, scope: Scope, unmasked: bool = False, limit: int | None = LIST_ROWS + 1):
+    return v.missing_ratings(engine(url), year, scope, unmasked=unmasked, limit=limit)
 
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
-def excellent_with_problems(url: str, year: int, as_of: dt.date, scope: Scope, unmasked: bool = False):
-    return v.excellent_with_problems(engine(url), year, as_of, scope, unmasked=unmasked)
+def excellent_with_problems(url: str, year: int, as_of: dt.date, scope: Scope, unmasked: bool = False,
+                            limit: int | None = LIST_ROWS + 1):
+    return v.excellent_with_problems(engine(url), year, as_of, scope, unmasked=unmasked, limit=limit)
 
 
 # ---------------------------------------------------------------- meeting mode

@@ -405,8 +405,8 @@ def filter_bar(page: str | None = None) -> Filters:
                     _on_unit, disabled=True)
         else:
             units = data.unit_options(url, own["code"] if own is not None else None)
-            names = {"": "全部单位", **dict(units)}
-            _select("派出单位", [""] + [uid for uid, _ in units], f.unit or "", "f_unit", names, _on_unit)
+            names = {"": "全部单位", **dict(zip(units["unit_id"], units["name"]))}
+            _select("派出单位", [""] + list(units["unit_id"]), f.unit or "", "f_unit", names, _on_unit)
         st.button("重置筛选", on_click=reset, key="f_reset", help="回到您有权查看的全部范围、全部单位、今天。")
     if not f.allowed:
         st.warning(auth.DENIED, icon=":material/block:")

@@ -19,6 +19,10 @@ def upgrade() -> None:
     for table in ("summary_snapshots", "metric_summary", "pairing_status", "helper_status"):
         op.execute(f"DELETE FROM {table}")
     op.add_column("helper_status", sa.Column("overdue", sa.Integer(), nullable=True))
+    problems = sa.text("load > 5 OR overdue > 0")
+    op.create_index("ix_helper_status_problems", "helper_status", ["as_of", "helper_id"],
+                    postgresql_where=problems, sqlite_where=problems)
+    op.create_index("ix_ratings_year_grade", "ratings", ["year", "grade", "helper_id"])
     op.create_table(
         "uncovered_status",
         sa.Column("as_of", sa.Date(), nullable=False),
@@ -36,6 +40,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ratings_year_grade", table_name="ratings")
+    op.drop_index("ix_helper_status_problems", table_name="helper_status")
     op.drop_index("ix_rating_missing_year_helper", table_name="rating_missing")
     op.drop_table("rating_missing")
     op.drop_index("ix_uncovered_status_village", table_name="uncovered_status")
