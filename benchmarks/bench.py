@@ -482,6 +482,9 @@ def verdict(value: float | None, target: float | None) -> str:
 
 
 def main(argv=None) -> int:
+    # the import's and the refresh's own phase timings (bangfu.import, bangfu.summary) on stderr
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("bangfu").setLevel(logging.INFO)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", required=True, help="database URL (sqlite:///path or postgresql+psycopg://…)")
     ap.add_argument("--households", type=int, help="households of the bench database (default 1,000,000)")

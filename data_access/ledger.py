@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import os
 import re
 import sys
+import time
 import warnings as warnings_module
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from . import schema
 from .regions import refresh_ancestors
 from .schema import LEVEL_RANK
+
+log = logging.getLogger("bangfu.import")
 
 # --------------------------------------------------------------------------------------------
 # Column specifications
@@ -1038,24 +1042,33 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
     summaries are refreshed in the same transaction, so they always match the ledger.
     """
     path = Path(path)
+    t0 = time.perf_counter()
     sheets, warnings = read_ledger(path)
+    log.info("read: %.1f s", time.perf_counter() - t0)
     with engine.begin() as conn:
         if strict_ids is None:
             strict_ids = os.environ.get("BANGFU_STRICT_IDS", "") not in ("", "0")
+        t0 = time.perf_counter()
         parsed, errors, more_warnings = validate(conn, sheets, strict_ids)
+        del sheets
+        log.info("parsed and validated: %.1f s", time.perf_counter() - t0)
         warnings += more_warnings
         if errors:
             raise ImportFailed(sorted(errors, key=_error_sort_key))
         result = ImportResult(warnings=warnings)
         for table in TABLE_ORDER:
             if table in parsed:
-                write_table(conn, parsed[table], result, progress_stream)
-        if parsed.get("regions") and (result.inserted["regions"] or result.updated["regions"]):
+                t0 = time.perf_counter()
+                write_table(conn, parsed.pop(table), result, progress_stream)
+                log.info("%s written: %.1f s", table, time.perf_counter() - t0)
+        if result.inserted.get("regions") or result.updated.get("regions"):
             refresh_ancestors(conn)
-        if refresh_summaries and parsed:
+        if refresh_summaries and result.inserted:
             from .summary import refresh
 
+            t0 = time.perf_counter()
             refresh(conn)
+            log.info("summaries refreshed: %.1f s", time.perf_counter() - t0)
         if after_write is not None:
             after_write(conn)
     return result
