@@ -60,7 +60,13 @@ def by_load(df):
     return df.sort_values(["load", "helper_id"], ascending=[False, True], kind="stable")
 
 
-problem_list(lambda u: by_load(data.cap_list(url, d, scope, unmasked=u)), cols, "超上限责任人", "cap", f,
+def violators(loads):
+    """The helpers over the cap: the head of the loads list (the same order, load first), so one cached
+    call serves both lists (with more than LIST_ROWS violators the loads list is all of them)."""
+    return loads[loads["load"] > m.CAP]
+
+
+problem_list(lambda u: violators(by_load(data.cap_list(url, d, scope, 1, unmasked=u))), cols, "超上限责任人", "cap", f,
              empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。", on_row=filters.open_helper, row_code="helper_id",
              total=tot["violators"], order="帮扶户数最多的",
              full=lambda u: by_load(data.full_list("cap", url, d, scope, unmasked=u)))
