@@ -340,7 +340,8 @@ def cmd_refresh(args) -> int:
     t0 = time.perf_counter()
     stats = refresh_engine(engine, today=args.as_of or dt.date.today(), only_missing=not args.full)
     kept = f"（保留已有的 {stats['kept']} 个月末）" if stats["kept"] else ""
-    print(f"汇总表已更新：{stats['dates']} 个日期{kept}、{stats['years']} 个考核年度，共 {stats['rows']:,} 行，"
+    years = f"{stats['years']} 个考核年度" if stats["years"] else "考核年度保留已有的"
+    print(f"汇总表已更新：{stats['dates']} 个日期{kept}、{years}，共 {stats['rows']:,} 行，"
           f"用时 {time.perf_counter() - t0:.1f} 秒")
     return EXIT_OK
 

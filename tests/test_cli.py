@@ -205,12 +205,30 @@ def test_refresh_keeps_stored_month_ends_unless_full(cov_db, engine, capsys):
     code, out, err = run(capsys, "refresh", "--db", cov_db)
     assert code == 0, err
     assert "保留已有的 22 个月末" in out
+    assert min(before) != dt.date(min(before).year, 12, 31) or "1 个考核年度" in out  # that year-end's ratings too
     after = stamps()
     assert set(after) == set(before)
     redone = {d for d, s in after.items() if s != "2000-01-01T00:00:00"}
     assert redone == {today, min(before)}
     with engine.connect() as conn:
         assert summary.status_date(conn, today)
+        rated = dict(conn.execute(select(snaps.c.as_of, snaps.c.refreshed_at).where(snaps.c.kind == "ratings")).all())
+    # the other rating years are kept as they were (ratings change only by import), all give the live figures
+    assert rated and {s for d, s in rated.items() if d != min(before)} == {"2000-01-01T00:00:00"}
+    code, out, err = run(capsys, "refresh", "--db", cov_db)
+    assert code == 0 and "考核年度保留已有的" in out
+    from data_access import metrics as m
+    from data_access import views
+
+    for end in rated:
+        assert m.ratings(engine, end.year, "county").equals(m.ratings(engine, end.year, "county", summary=False))
+        assert len(views.missing_ratings(engine, end.year)) == int(m.ratings(engine, end.year, "province")["missing"].sum())
+    with engine.begin() as conn:  # a rating year that is not stored is computed
+        conn.execute(snaps.delete().where(snaps.c.kind == "ratings", snaps.c.as_of == max(rated)))
+    code, out, err = run(capsys, "refresh", "--db", cov_db)
+    assert code == 0 and "1 个考核年度" in out
+    for end in rated:
+        assert m.ratings(engine, end.year, "county").equals(m.ratings(engine, end.year, "county", summary=False))
     code, out, err = run(capsys, "refresh", "--full", "--db", cov_db)
     assert code == 0 and "保留" not in out
     assert all(s != "2000-01-01T00:00:00" for s in stamps().values())
