@@ -398,25 +398,32 @@ def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.dat
         day_loads = select(loads.c.helper_id, loads.c[f"load_{i}"].label("load")).where(
             loads.c[f"load_{i}"] > 0).subquery("day_loads")
         _store(conn, "cap", d, m._cap_rows(conn, d, m.ALL, day_loads), stamp)
+    log.info("cadence and cap of %d dates stored: %.1f s", len(dates), time.perf_counter() - t0)
     for status_day in status_days:
+        t0 = time.perf_counter()
         i = dates.index(status_day)
         ref = m.reference_date(pd_.c[f"last_{i}"], pd_.c.start_date)
+        cols = ["as_of", "pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date",
+                "last_visit", "gap_days", "interval_months", "overdue"]
         sel = select(literal(status_day, Date), pd_.c.pairing_id, pd_.c.helper_id, pd_.c.household_id, pd_.c.unit_id,
                      pd_.c.village_code, pd_.c.start_date, pd_.c[f"last_{i}"], m.days_between(conn, status_day, ref),
                      pd_.c.interval_months, case((m.overdue_on(pd_, i, status_day), 1), else_=0)
                      ).where(m.active_on(pd_, status_day))
-        conn.execute(pairing_status.insert().from_select(
-            ["as_of", "pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date", "last_visit",
-             "gap_days", "interval_months", "overdue"], sel))
-        st = pairing_status.alias("st")
+        conn.execute(pairing_status.insert().from_select(cols, sel))
+        log.info("pairing status of %s: %.1f s", status_day, time.perf_counter() - t0)
+        # the gap distribution and each helper's overdue pairings: the same rows, read from the temporary
+        # table they were made from (not from the freshly written, unanalysed pairing_status)
+        st = select(*[c.label(n) for c, n in zip(sel.selected_columns, cols)]).where(m.active_on(pd_, status_day))
+        st = st.subquery("st")
         bucket = gap_bucket(st.c.gap_days)
         gaps = select(st.c.village_code, st.c.unit_id, bucket.label("bucket"),
-                      (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue")).where(st.c.as_of == status_day)
+                      (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue"))
         _store(conn, "gaps", status_day, gaps, stamp, bucket_col="bucket")
+        log.info("gaps of %s: %.1f s", status_day, time.perf_counter() - t0)
         h = m.T_HELP.alias("sh")
         # a helper with an overdue pairing has a load (both count the active pairings with in-scope households)
         over = (select(st.c.helper_id, func.sum(st.c.overdue).label("overdue"))
-                .where(st.c.as_of == status_day).group_by(st.c.helper_id).subquery("over"))
+                .group_by(st.c.helper_id).subquery("over"))
         conn.execute(helper_status.insert().from_select(
             ["as_of", "helper_id", "unit_id", "load", "overdue"],
             select(literal(status_day, Date), loads.c.helper_id, h.c.unit_id, loads.c[f"load_{i}"],
@@ -424,12 +431,13 @@ def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.dat
             .select_from(loads.join(h, h.c.helper_id == loads.c.helper_id)
                          .outerjoin(over, over.c.helper_id == loads.c.helper_id))
             .where(loads.c[f"load_{i}"] > 0)))
+        log.info("gaps and helper status of %s: %.1f s", status_day, time.perf_counter() - t0)
         un = m.uncovered_rows(status_day).subquery("un")
         conn.execute(uncovered_status.insert().from_select(
             ["as_of", "household_id", "village_code"],
             select(literal(status_day, Date), un.c.household_id, un.c.village_code)))
         _mark(conn, "status", status_day, stamp)
-    log.info("cadence and cap stored: %.1f s", time.perf_counter() - t0)
+        log.info("status of %s stored: %.1f s", status_day, time.perf_counter() - t0)
     for name in ("tmp_last_visit", "tmp_pairing_dates", "tmp_cadence_village", "tmp_cadence_unit", "tmp_loads"):
         conn.execute(text(f"DROP TABLE {name}"))
 
