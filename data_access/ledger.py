@@ -1096,4 +1096,8 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
             log.info("summaries refreshed: %.1f s", time.perf_counter() - t0)
         if after_write is not None:
             after_write(conn)
+    if refresh_summaries and result.inserted:
+        from .summary import tidy
+
+        tidy(engine)
     return result

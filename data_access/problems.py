@@ -69,29 +69,34 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
     villages assigned to the unit on the date. ``limit``: only the first rows by household id."""
     with Conn(bind) as conn:
         hh, r = m.T_HH.alias("hh"), m.T_REG.alias("r")
-        if summary.status_date(conn, as_of):  # the stored uncovered households of the date
+        stored = summary.status_date(conn, as_of)
+        if stored:  # the stored uncovered households of the date (a few per cent of them): any scope is cut in SQL
             us = schema.uncovered_status.alias("us")
-            base = us.join(hh, hh.c.household_id == us.c.household_id).join(r, r.c.code == hh.c.village_code)
+            # placed by the stored village code (the household's), so that a region picks its rows before any
+            # household is read
+            village = us.c.village_code
+            base = us.join(r, r.c.code == village).join(hh, hh.c.household_id == us.c.household_id)
             conds = [us.c.as_of == as_of]
         else:
-            base = hh.join(r, r.c.code == hh.c.village_code)
+            village = hh.c.village_code
+            base = hh.join(r, r.c.code == village)
             conds = [m.uncovered_cond(hh, as_of)]
         conds.append(m._region_filter(conn, r, scope.region))
         if scope.unit:
             au = m._assigned_villages(as_of, scope.unit)
-            conds.append(hh.c.village_code.in_(select(au.c.village_code)))
-        cols = [hh.c.household_id, hh.c.village_code]
+            conds.append(village.in_(select(au.c.village_code)))
+        cols = [hh.c.household_id, village.label("village_code")]
         names = []
         if detail:
-            base, places = _place_join(base, hh.c.village_code)
+            base, places = _place_join(base, village)
             cols += [hh.c.head_name, hh.c.id_number, hh.c.status, places["village"].label("village"),
                      places["township"].label("township"), places["county"].label("county"),
                      places["city"].label("city")]
             names = ["head_name", "id_number", "status", "village", "township", "county", "city"]
         q = select(*cols).select_from(base).where(*conds)
-        # province- or city-wide: the first rows in household order (the database stops early); a
-        # county, township, village or unit holds few uncovered households: all of them, cut below
-        wide = not scope.unit and summary._region_level(conn, scope.region) in (None, "province", "city")
+        # the first rows in household order: from the stored rows always; live, province- or city-wide (the
+        # database stops early), while a county, township, village or unit is checked whole and cut below
+        wide = stored or (not scope.unit and summary._region_level(conn, scope.region) in (None, "province", "city"))
         if limit is not None and wide:
             q = q.order_by(hh.c.household_id).limit(limit)
         rows = conn.execute(q).all()

@@ -547,9 +547,25 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     return {"dates": len(todo), "kept": len(keep), "years": len(years), "rows": int(n)}
 
 
+STATUS_TABLES = ("metric_summary", "summary_snapshots", "pairing_status", "helper_status", "uncovered_status",
+                 "rating_missing")
+
+
 def refresh_engine(engine: Engine, **kw) -> dict[str, int]:
     with engine.begin() as conn:
-        return refresh(conn, **kw)
+        out = refresh(conn, **kw)
+    tidy(engine)
+    return out
+
+
+def tidy(engine: Engine) -> None:
+    """PostgreSQL, after a refresh has committed: VACUUM the summary tables it rewrote, so that the pages
+    read compact tables at once rather than after autovacuum's next round (a refresh replaces most rows)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in STATUS_TABLES:
+            conn.execute(text(f"VACUUM (ANALYZE) {name}"))
 
 
 def status(engine: Engine) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from data_access import metrics as m
 from data_access.dates import previous_month_end
 from ui import charts, data, filters
 from ui import format as fmt
@@ -19,14 +18,11 @@ filters.scope_caption(f)
 
 url, d, scope = f.url, f.as_of, f.scope
 prev = previous_month_end(d)
+figs = data.overview(url, d, prev, f.year, scope, f.child)  # one cached call for the whole page
 
 
-def totals(day):
-    cov = m.total_row(data.coverage(url, day, "province", scope), "coverage")
-    cap = m.total_row(data.cap(url, day, "province", scope), "cap")
-    # the sum of the child level's groups: on the as-of date the same cached call as the ranking below
-    cad = m.total_row(data.cadence(url, day, f.child or "province", scope), "cadence")
-    rep = m.total_row(data.replacements(url, day, "province", scope), "replacements")
+def totals(key):
+    cov, cap, cad, rep = (figs[key][k] for k in ("coverage", "cap", "cadence", "replacements"))
     return {
         "coverage_rate": fmt.rate(cov["covered"], cov["households"]),
         "households": cov["households"], "uncovered": cov["households"] - cov["covered"],
@@ -37,7 +33,7 @@ def totals(day):
     }
 
 
-now, before = totals(d), totals(prev)
+now, before = totals("now"), totals("before")
 vs = f"与上月末（{fmt.date_zh(prev)}）相比"
 
 c = st.columns(6)
@@ -53,8 +49,7 @@ kpi(c[4], "未批准调换", fmt.num(now["unapproved"]), fmt.count_delta(now["un
     bad_when_up=True, help=f"因患病、调离、处分调换而未经县委组织部批准的结对（共 {fmt.num(now['replacements'])} 次调换）。{vs}。")
 
 # last year's rating mix (ratings are per year: compared with the year before)
-rt = m.total_row(data.ratings(url, f.year, "province", scope), "ratings")
-rt_prev = m.total_row(data.ratings(url, f.year - 1, "province", scope), "ratings")
+rt, rt_prev = figs["ratings"][f.year], figs["ratings"][f.year - 1]
 
 
 def shares(r):
@@ -75,7 +70,7 @@ left, right = st.columns([1, 1])
 with left:
     child = f.child
     if child:
-        cad = data.cadence(url, d, child, scope)
+        cad = figs["ranking"].copy()
         cad["compliance"] = 1 - cad["overdue"] / cad["active_pairings"]
         label = filters.level_label(child)
         fig = charts.ranking_bar(
@@ -86,5 +81,5 @@ with left:
     else:
         st.info("已到村级，没有更下一级的排名。")
 with right:
-    tr = data.trend(url, d, scope, f.child)
+    tr = figs["trend"]
     click_chart(charts.trend_lines(tr), "overview-trend", f)

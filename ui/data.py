@@ -94,13 +94,23 @@ def photos(url: str, start: dt.date, end: dt.date, by: str, scope: Scope):
     return m.photos(engine(url), start, end, by, scope)
 
 
-@st.cache_data(ttl=TTL, show_spinner="正在计算近12个月趋势…")
-def trend(url: str, as_of: dt.date, scope: Scope, child: str | None = None):
-    """The 12-month trend; its as-of point is the page's own totals (the same cached calls as the
-    tiles: the coverage total and the sum of the ``child`` level's cadence groups)."""
-    known = {as_of: (m.total_row(coverage(url, as_of, "province", scope), "coverage"),
-                     m.total_row(cadence(url, as_of, child or "province", scope), "cadence"))}
-    return pb.trend(engine(url), as_of, scope, known=known)
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+def overview(url: str, as_of: dt.date, prev: dt.date, year: int, scope: Scope, child: str | None) -> dict:
+    """Everything the overview shows, in one cached call (a page of a dozen cache entries costs more to
+    read back than one): the totals on the date and on ``prev`` (coverage, cap, cadence, replacements),
+    the rating totals of ``year`` and the year before, the ``child`` level's cadence ranking and the
+    12-month trend. The cadence total is the ranking's sum (the same figures as the ranking beside it)."""
+    eng = engine(url)
+    out = {"ranking": m.cadence(eng, as_of, child, scope) if child else None}
+    for key, day in (("now", as_of), ("before", prev)):
+        cad = out["ranking"] if key == "now" and child else m.cadence(eng, day, child or "province", scope)
+        out[key] = {"coverage": m.total_row(m.coverage(eng, day, "province", scope), "coverage"),
+                    "cap": m.total_row(m.cap(eng, day, "province", scope), "cap"),
+                    "cadence": m.total_row(cad, "cadence"),
+                    "replacements": m.total_row(m.replacements(eng, day, "province", scope), "replacements")}
+    out["ratings"] = {y: m.total_row(m.ratings(eng, y, "province", scope), "ratings") for y in (year, year - 1)}
+    out["trend"] = pb.trend(eng, as_of, scope, known={as_of: (out["now"]["coverage"], out["now"]["cadence"])})
+    return out
 
 
 # ---------------------------------------------------------------- problem lists (masked: detail=True)
