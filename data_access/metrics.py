@@ -244,21 +244,6 @@ def _assigned_villages(d: dt.date, unit_id: str | None = None):
     return q.distinct().subquery("au")
 
 
-def _unit_pairs(d: dt.date, households=None):
-    """(household, unit) for every unit with a helper actively paired with the household on d
-    (only the households of the ``households`` select when given)."""
-    p = T_PAIR.alias("up_p")
-    h = T_HELP.alias("up_h")
-    q = (
-        select(p.c.household_id, h.c.unit_id)
-        .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
-        .where(active_on(p, d))
-    )
-    if households is not None:
-        q = q.where(p.c.household_id.in_(households))
-    return q.distinct().subquery("hu")
-
-
 # --------------------------------------------------------------------------------------------
 # M1 coverage
 # --------------------------------------------------------------------------------------------
@@ -268,36 +253,57 @@ def _coverage_rows(conn: Connection, as_of: dt.date, scope: Scope, assigned: boo
     """M1 fact rows. Region mode: one row per in-scope household (village_code; households=1,
     covered, weak). Assigned mode (第七条): one row per (unit, in-scope household of a village assigned
     to the unit on the date), covered/weak counting only pairings with that unit's helpers."""
-    hh = T_HH.alias("hh")
-    r = T_REG.alias("r")
-    region_ok = _region_filter(conn, r, scope.region)
     if assigned:
-        au = _assigned_villages(as_of, scope.unit)
-        # only the households of assigned villages can count: look up no other household's pairings
-        ah = T_HH.alias("ah")
-        theirs = select(ah.c.household_id).where(ah.c.village_code.in_(select(au.c.village_code)))
-        hp = household_helpers_on([as_of], theirs)
-        hu = _unit_pairs(as_of, theirs)
-        covered_by_unit = hu.c.household_id.is_not(None)
-        return (
-            select(
-                hh.c.village_code.label("village_code"),
-                au.c.unit_id.label("unit_id"),
-                literal(1).label("households"),
-                case((covered_by_unit, 1), else_=0).label("covered"),
-                case((and_(covered_by_unit, weak_on(hh, hp, 0)), 1), else_=0).label("weak"),
-            )
-            .select_from(
-                au.join(hh, hh.c.village_code == au.c.village_code)
-                .join(r, r.c.code == hh.c.village_code)
-                .outerjoin(hu, and_(hu.c.household_id == hh.c.household_id, hu.c.unit_id == au.c.unit_id))
-                .outerjoin(hp, hp.c.household_id == hh.c.household_id)
-            )
-            .where(in_scope(hh), region_ok)
-        )
+        rows = assigned_coverage_on(conn, [as_of], scope).subquery("ac")
+        return select(rows.c.village_code, rows.c.unit_id, rows.c.on_0.label("households"),
+                      rows.c.covered_0.label("covered"), rows.c.weak_0.label("weak")).where(rows.c.on_0 == 1)
     rows = household_coverage_on(conn, [as_of], scope).subquery("hc")
     return select(rows.c.village_code, literal(None, String).label("unit_id"), literal(1).label("households"),
                   rows.c.covered_0.label("covered"), rows.c.weak_0.label("weak"))
+
+
+def assigned_coverage_on(conn: Connection, dates: list[dt.date], scope: Scope):
+    """M1 in assigned mode (第七条) for several dates in one pass: one row per (unit, in-scope household of
+    a village assigned to the unit on some day around the dates) with, for dates[i], ``on_<i>`` (the
+    village is assigned to the unit on that day), ``covered_<i>`` (the household has an active pairing
+    with a helper of that unit) and ``weak_<i>`` (covered so, and a weak pairing: ``weak_on``). A date's
+    fact rows are the rows with on_<i> = 1."""
+    hh, r = T_HH.alias("hh"), T_REG.alias("r")
+    a = T_ASSIGN.alias("av")
+    au = select(a.c.unit_id, a.c.village_code,
+                *[func.max(case((active_on(a, d), 1), else_=0)).label(f"on_{i}") for i, d in enumerate(dates)])
+    au = au.where(active_any(a, dates), *([a.c.unit_id == scope.unit] if scope.unit else []))
+    au = au.group_by(a.c.unit_id, a.c.village_code).subquery("au")
+    # only the households of assigned villages can count: look up no other household's pairings
+    ah = T_HH.alias("ah")
+    theirs = select(ah.c.household_id).where(ah.c.village_code.in_(select(au.c.village_code)))
+    hp = household_helpers_on(dates, theirs)
+    # (household, unit) with, per date, an active pairing with one of the unit's helpers
+    p, h = T_PAIR.alias("up_p"), T_HELP.alias("up_h")
+    hu = (
+        select(p.c.household_id, h.c.unit_id,
+               *[func.max(case((active_on(p, d), 1), else_=0)).label(f"by_{i}") for i, d in enumerate(dates)])
+        .select_from(p.join(h, h.c.helper_id == p.c.helper_id))
+        .where(active_any(p, dates), p.c.household_id.in_(theirs))
+        .group_by(p.c.household_id, h.c.unit_id)
+        .subquery("hu")
+    )
+    cols = []
+    for i in range(len(dates)):
+        by_unit = and_(au.c[f"on_{i}"] == 1, hu.c[f"by_{i}"] == 1)
+        cols += [au.c[f"on_{i}"],
+                 case((by_unit, 1), else_=0).label(f"covered_{i}"),
+                 case((and_(by_unit, weak_on(hh, hp, i)), 1), else_=0).label(f"weak_{i}")]
+    return (
+        select(hh.c.village_code.label("village_code"), au.c.unit_id.label("unit_id"), *cols)
+        .select_from(
+            au.join(hh, hh.c.village_code == au.c.village_code)
+            .join(r, r.c.code == hh.c.village_code)
+            .outerjoin(hu, and_(hu.c.household_id == hh.c.household_id, hu.c.unit_id == au.c.unit_id))
+            .outerjoin(hp, hp.c.household_id == hh.c.household_id)
+        )
+        .where(in_scope(hh), _region_filter(conn, r, scope.region))
+    )
 
 
 def uncovered_cond(hh, as_of: dt.date) -> ColumnElement:

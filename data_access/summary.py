@@ -338,20 +338,33 @@ def _last_visit_table(conn: Connection, dates: list[dt.date]) -> Table:
 
 
 def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: str) -> None:
-    """Coverage (region mode) and replacements of every date from one pass each (metrics.household_coverage_on,
-    metrics.replacements_on) summed per village / unit into temporary tables; assigned-village coverage,
-    which touches only the assigned villages' households, date by date."""
+    """Coverage (region and assigned-village mode) and replacements of every date from one pass each
+    (metrics.household_coverage_on, metrics.assigned_coverage_on, metrics.replacements_on) summed per
+    village / unit × village / unit into temporary tables."""
+    t0 = time.perf_counter()
     hc = m.household_coverage_on(conn, dates, m.ALL).subquery("hc")
     sums = [func.count().label("households")]
     for i in range(len(dates)):
         sums += [func.sum(hc.c[f"covered_{i}"]).label(f"covered_{i}"), func.sum(hc.c[f"weak_{i}"]).label(f"weak_{i}")]
     cov = _temp(conn, "tmp_coverage", select(hc.c.village_code, *sums).group_by(hc.c.village_code))
+    log.info("coverage of every household on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
+    t0 = time.perf_counter()
     rp = m.replacements_on(conn, dates, m.ALL).subquery("rp")
     sums = []
     for i in range(len(dates)):
         sums += [func.sum(rp.c[f"replacements_{i}"]).label(f"replacements_{i}"),
                  func.sum(rp.c[f"unapproved_{i}"]).label(f"unapproved_{i}")]
     rep = _temp(conn, "tmp_replacements", select(rp.c.unit_id, *sums).group_by(rp.c.unit_id))
+    log.info("replacements on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    ac = m.assigned_coverage_on(conn, dates, m.ALL).subquery("ac")
+    sums = []
+    for i in range(len(dates)):
+        sums += [func.sum(ac.c[f"{f}_{i}"]).label(f"{f}_{i}") for f in ("on", "covered", "weak")]
+    asg = _temp(conn, "tmp_assigned", select(ac.c.unit_id, ac.c.village_code, *sums)
+                .group_by(ac.c.unit_id, ac.c.village_code))
+    log.info("assigned-village coverage on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
+    t0 = time.perf_counter()
     for i, d in enumerate(dates):
         _store(conn, "coverage", d, select(cov.c.village_code, literal(None, String).label("unit_id"), cov.c.households,
                                            cov.c[f"covered_{i}"].label("covered"), cov.c[f"weak_{i}"].label("weak")),
@@ -360,8 +373,13 @@ def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: 
                                                rep.c[f"replacements_{i}"].label("replacements"),
                                                rep.c[f"unapproved_{i}"].label("unapproved"))
                .where(rep.c[f"replacements_{i}"] > 0), stamp)
-        _store(conn, "coverage_assigned", d, m._coverage_rows(conn, d, m.ALL, assigned=True), stamp)
-    for name in ("tmp_coverage", "tmp_replacements"):
+        _store(conn, "coverage_assigned", d, select(asg.c.village_code, asg.c.unit_id,
+                                                    asg.c[f"on_{i}"].label("households"),
+                                                    asg.c[f"covered_{i}"].label("covered"),
+                                                    asg.c[f"weak_{i}"].label("weak")).where(asg.c[f"on_{i}"] > 0),
+               stamp)
+    log.info("coverage and replacements of %d dates stored: %.1f s", len(dates), time.perf_counter() - t0)
+    for name in ("tmp_coverage", "tmp_replacements", "tmp_assigned"):
         conn.execute(text(f"DROP TABLE {name}"))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from data_access import metrics as m
 from data_access import schema
@@ -79,6 +79,28 @@ def test_summary_equals_live_on_demo_data(demo):
         for sc in scopes:
             assert m.ratings(demo, 2025, by, sc).equals(m.ratings(demo, 2025, by, sc, summary=False))
     assert checked == 2 * 4 * 4 * 5
+
+
+def test_assigned_village_coverage_on_every_stored_date(demo):
+    """Assigned-village coverage is stored for all dates from one pass (on_<i> per date): on every stored
+    date it equals the live figure, also while assignments begin and end within the stored months."""
+    from data_access.summary import default_dates
+
+    dates = default_dates(dt.date(2026, 6, 30))
+    a = m.T_ASSIGN
+    with demo.connect() as conn:
+        changes = conn.execute(m.select(m.func.count()).where(or_(
+            a.c.start_date.between(min(dates), max(dates)), a.c.end_date.between(min(dates), max(dates))))).scalar()
+    assert changes > 0  # the check below is meaningful only if the assigned villages change
+    with demo.connect() as conn:
+        unit = conn.execute(m.select(a.c.unit_id).where(or_(
+            a.c.start_date.between(min(dates), max(dates)), a.c.end_date.between(min(dates), max(dates))))
+            .order_by(a.c.unit_id)).scalars().first()
+    for day in dates:
+        # by unit: the per-unit roll-up; one unit's county breakdown: the unit x village rows
+        assert m.coverage(demo, day, "unit").equals(m.coverage(demo, day, "unit", summary=False)), day
+        assert m.coverage(demo, day, "county", Scope(unit=unit)).equals(
+            m.coverage(demo, day, "county", Scope(unit=unit), summary=False)), day
 
 
 def _scopes(engine):
