@@ -446,15 +446,12 @@ def days_between(conn: Connection, later: dt.date, col) -> ColumnElement:
     return func.cast(func.julianday(literal(later.isoformat())) - func.julianday(col), Integer)
 
 
-def own_last_visits(as_of: dt.date, households=None, since: dt.date | None = None):
+def own_last_visits(as_of: dt.date, households=None):
     """last in-home visit on or before as_of per (household, helper): one aggregate pass over the visits
-    (optionally only of the households in a subquery; with ``since``, only of the visits on or after
-    that day — see ``_pairing_status``)."""
+    (optionally only of the households in a subquery)."""
     v = T_VIS.alias("ov")
     q = select(v.c.household_id, v.c.helper_id, func.max(v.c.visit_date).label("last")).where(
         v.c.mode == "in_home", v.c.visit_date <= as_of)
-    if since is not None:
-        q = q.where(v.c.visit_date >= since)
     if households is not None:
         q = q.where(v.c.household_id.in_(households))
     # a CTE: read by the pairings' join and by the departments' aggregate, computed once
@@ -472,8 +469,7 @@ def _wide(conn: Connection, scope: Scope) -> bool:
     return level in ("province", "city")
 
 
-def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last=None, helpers=None,
-                  since: dt.date | None = None):
+def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last=None, helpers=None):
     """M3 inputs for several dates in one pass: one row per pairing active around the dates with an
     in-scope household (pairing_id, helper_id, household_id, start_date, end_date, unit_id,
     interval_months, village_code) and, for dates[i], ``last_<i>``: last(p) on that date, the latest
@@ -485,9 +481,7 @@ def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last
     in-home visit on or before dates[i] per household and helper) when given or, for one date, when
     the question is province- or city-wide on PostgreSQL (one aggregate pass over the visits);
     otherwise (one date) it is looked up per pairing through the index on visits (household, helper,
-    mode, date). ``helpers``: a select of helper ids to keep only their pairings. ``since`` (one date,
-    last(p) not given): only visits on or after that day count — last(p) is NULL when the latest is
-    earlier (``_pairing_status`` explains when that changes nothing)."""
+    mode, date). ``helpers``: a select of helper ids to keep only their pairings."""
     p = T_PAIR.alias("p")
     hh = T_HH.alias("hh")
     h = T_HELP.alias("h")
@@ -508,7 +502,7 @@ def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last
     if helpers is not None:
         conds.append(p.c.helper_id.in_(helpers))
     if own_last is None and len(dates) == 1 and helpers is None and _wide(conn, scope):
-        ol = own_last_visits(dates[0], since=since)
+        ol = own_last_visits(dates[0])
         own_last = select(ol.c.household_id, ol.c.helper_id, ol.c.last.label("last_0")).subquery("own_last_0")
     if own_last is not None:
         n = len(dates)
@@ -534,8 +528,7 @@ def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last
         if len(dates) != 1:
             raise ValueError("several dates need own_last")
         v, vh = T_VIS.alias("v"), T_HELP.alias("vh")
-        in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= dates[0],
-                          *([v.c.visit_date >= since] if since is not None else []))
+        in_home_by = and_(v.c.household_id == p.c.household_id, v.c.mode == "in_home", v.c.visit_date <= dates[0])
         own = select(func.max(v.c.visit_date)).where(in_home_by, v.c.helper_id == p.c.helper_id).scalar_subquery()
         dept_sub = (
             select(func.max(v.c.visit_date))
@@ -579,23 +572,15 @@ def overdue_on(ps, i: int, d: dt.date) -> ColumnElement:
     return reference_date(ps.c[f"last_{i}"], ps.c.start_date) < cutoff_on(ps, d)
 
 
-def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=None, helpers=None,
-                    since: dt.date | None = None):
+def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=None, helpers=None):
     """One row per active in-scope pairing on as_of with its last in-home visit by its visitors
     (``last_visit``), plus the reference-date and cut-off expressions over that row.
     Shared by the counts, the overdue list and the stored pairing status. ``own_last``: a subquery of
-    household_id, helper_id, last (see ``pairing_dates``).
-
-    ``since``: read only the visits on or after that day (``last_visit`` NULL when the latest is
-    earlier). For a day S no later than the cut-off, the overdue flag is unchanged: a pairing whose
-    last visit L lies before S has ref(p) = max(start, L) < cutoff exactly when start < cutoff, which is
-    what ref = start gives. Likewise a gap of at least D - S days stays one. The counts pass
-    S = months_before(D, 4) (the earliest cut-off), the gap distribution D minus its last bucket's start:
-    a past date then reads months of visits, not all of them."""
+    household_id, helper_id, last (see ``pairing_dates``)."""
     if own_last is not None:
         own_last = select(own_last.c.household_id, own_last.c.helper_id, own_last.c.last.label("last_0")).subquery(
             "own_last_0")
-    rows = pairing_dates(conn, [as_of], scope, own_last, helpers, since=since).subquery("pd")
+    rows = pairing_dates(conn, [as_of], scope, own_last, helpers).subquery("pd")
     p = rows
     ps = (
         select(rows.c.pairing_id, rows.c.helper_id, rows.c.household_id, rows.c.start_date, rows.c.unit_id,
@@ -610,8 +595,7 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=Non
 def _cadence_rows(conn: Connection, as_of: dt.date, scope: Scope, own_last=None):
     """M3 fact rows: one per active in-scope pairing (household's village, helper's unit;
     active_pairings=1, overdue)."""
-    ps, ref, cutoff = _pairing_status(conn, as_of, scope, own_last,
-                                      since=months_before(as_of, DEPARTMENT_INTERVAL_MONTHS) if own_last is None else None)
+    ps, ref, cutoff = _pairing_status(conn, as_of, scope, own_last)
     return select(
         ps.c.village_code.label("village_code"),
         ps.c.unit_id.label("unit_id"),

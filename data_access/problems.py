@@ -151,11 +151,10 @@ def helper_loads(conn, as_of: dt.date, helpers=None):
     return m._helper_loads(as_of, helpers)
 
 
-def pairing_gaps(conn, as_of: dt.date, scope: Scope, since: dt.date | None = None):
+def pairing_gaps(conn, as_of: dt.date, scope: Scope):
     """Every active in-scope pairing on the date with its gap (M3) as a subquery: pairing_id,
     helper_id, household_id, unit_id, village_code, start_date, last_visit, gap_days,
-    interval_months, is_overdue (0/1). Read from the stored pairing status when the date has one.
-    ``since`` (computed live): see ``metrics._pairing_status``."""
+    interval_months, is_overdue (0/1). Read from the stored pairing status when the date has one."""
     if summary.status_date(conn, as_of):
         st = schema.pairing_status.alias("st")
         q = select(st.c.pairing_id, st.c.helper_id, st.c.household_id, st.c.unit_id, st.c.village_code,
@@ -167,7 +166,7 @@ def pairing_gaps(conn, as_of: dt.date, scope: Scope, since: dt.date | None = Non
             r = m.T_REG.alias("gr_scope")
             q = q.join_from(st, r, r.c.code == st.c.village_code).where(m._region_filter(conn, r, scope.region))
         return q.subquery("gaps")
-    ap, ref, cutoff = m._pairing_status(conn, as_of, scope, since=since)
+    ap, ref, cutoff = m._pairing_status(conn, as_of, scope)
     return select(ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.unit_id, ap.c.village_code,
                   ap.c.start_date, ap.c.last_visit, m.days_between(conn, as_of, ref).label("gap_days"),
                   ap.c.interval_months, case((ref < cutoff, 1), else_=0).label("is_overdue")).subquery("gaps")
@@ -219,8 +218,7 @@ def gap_histogram(bind, as_of: dt.date, scope: Scope = ALL) -> pd.DataFrame:
     with Conn(bind) as conn:
         counts = summary.gap_counts(conn, as_of, scope)
         if counts is None:
-            # visits older than the last bucket's start change no bucket and no overdue flag
-            g = pairing_gaps(conn, as_of, scope, since=as_of - dt.timedelta(days=summary.GAP_CAP))
+            g = pairing_gaps(conn, as_of, scope)
             bucket = summary.gap_bucket(g.c.gap_days)
             q = select(bucket, func.sum(1 - g.c.is_overdue), func.sum(g.c.is_overdue)).group_by(bucket)
             counts = [(int(b), int(a or 0), int(o or 0)) for b, a, o in conn.execute(q)]
