@@ -509,6 +509,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     t0 = time.perf_counter()
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))  # the status indexes of a full refresh
         # planner statistics of the ledger: an import calls this in its own transaction, before autovacuum
         # could see the new rows (without them a 12 M-visit import's refresh took nested-loop plans)
         conn.execute(text("ANALYZE regions, units, helpers, households, pairings, visits, ratings, assignments"))
@@ -529,7 +530,19 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         # the per-pairing / per-helper status: for today, and for the last year-end (the ratings page
         # checks the year's excellent helpers against it)
         year_end = dt.date(max(todo).year - 1, 12, 31)
+        # emptied status tables (a full refresh): their indexes are built once after the rows are in,
+        # rather than kept up row by row (nothing reads them before the refresh ends)
+        rebuild = [pairing_status, helper_status, uncovered_status] if not keep else []
+        for table in rebuild:
+            for index in table.indexes:
+                index.drop(conn)
         _store_days(conn, todo, [max(todo)] + ([year_end] if year_end in todo else []), stamp)
+        t0 = time.perf_counter()
+        for table in rebuild:
+            for index in table.indexes:
+                index.create(conn)
+        if rebuild:
+            log.info("status indexes built: %.1f s", time.perf_counter() - t0)
         t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
         log.info("photo months: %.1f s", time.perf_counter() - t0)
