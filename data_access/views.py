@@ -448,26 +448,16 @@ def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.da
 
 def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False, limit: int | None = None) -> pd.DataFrame:
     """M4 "missing": helpers paired with an in-scope household on some day of the year, without a
-    rating for it — the rows behind metrics.ratings(...)['missing'].
-
-    One query over the scope's helpers: each one without a rating for the year is checked for such a
-    pairing through the index on pairings (helper_id)."""
+    rating for it — the rows behind metrics.ratings(...)['missing'] (its fact rows, or their stored copy
+    for a refreshed rating year)."""
     with Conn(bind) as conn:
         h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
         if summary.available(conn, "ratings", dt.date(year, 12, 31)):  # stored with the year's ratings
             rm = schema.rating_missing.alias("rm")
             missing = [h.c.helper_id.in_(select(rm.c.helper_id).where(rm.c.year == year))]
-        else:
-            rt = m.T_RATE.alias("rt")
-            p, hh = m.T_PAIR.alias("yp"), m.T_HH.alias("yh")
-            rated = select(rt.c.helper_id).where(rt.c.helper_id == h.c.helper_id, rt.c.year == year).exists()
-            paired = (
-                select(p.c.helper_id)
-                .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-                .where(p.c.helper_id == h.c.helper_id, m.active_in_year(p, year), m.in_scope(hh))
-                .exists()
-            )
-            missing = [~rated, paired]
+        else:  # the metric's own fact rows (what the refresh stores): one definition of "missing"
+            facts = m._ratings_rows(conn, year, scope).subquery("facts")
+            missing = [h.c.helper_id.in_(select(facts.c.helper_id).where(facts.c.missing == 1))]
         q = (
             select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
                    h.c.department, h.c.category, h.c.phone)
