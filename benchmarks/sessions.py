@@ -147,10 +147,12 @@ def healthy(base: str) -> bool:
         return False
 
 
-def start_server(db: str, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(db: str, port: int, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`streamlit run app.py` headless on the port with DATABASE_URL=db (and ``env``), its output in log_path.
+    Also the browser tests' server (tests/conftest.py)."""
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
            "--browser.gatherUsageStats", "false"]
-    env = {**os.environ, "DATABASE_URL": db, "BANGFU_STATEMENT_TIMEOUT_MS": "0"}
+    env = {**os.environ, "DATABASE_URL": db, **(env or {})}
     with open(log_path, "wb") as f:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -268,7 +270,7 @@ def run(args) -> int:
     failures: list[str] = []
     try:
         t0 = time.monotonic()
-        proc = start_server(args.db, port, log_path)
+        proc = start_server(args.db, port, log_path, {"BANGFU_STATEMENT_TIMEOUT_MS": "0"})
         wait_healthy(proc, base, log_path)
         time.sleep(1)
         rss_start = tree_rss_mib(proc.pid)
@@ -290,12 +292,18 @@ def run(args) -> int:
                         pg = ctx.new_page()
                         pg.goto(base + path, wait_until="commit")
                         batch.append((i, label, pg))
-                    for i, label, pg in batch:
+                    def rendered(pg, what: str) -> float | None:
+                        """Seconds until the page settled, or None (a failure noted) after the timeout."""
                         try:
-                            secs = wait_rendered(pg, api, args.timeout * 1000)
+                            return wait_rendered(pg, api, args.timeout * 1000)
                         except api.TimeoutError:
-                            failures.append(f"session {i + 1} {label}: not rendered within {args.timeout} s")
+                            failures.append(f"{what}: not rendered within {args.timeout} s")
                             log(failures[-1])
+                            return None
+
+                    for i, label, pg in batch:
+                        secs = rendered(pg, f"session {i + 1} {label}")
+                        if secs is None:
                             continue
                         found = problems(pg)
                         if any(NOT_FROM_APP in x for x in found):
@@ -303,11 +311,8 @@ def run(args) -> int:
                             failures.extend(f"session {i + 1} {label}: {x}" for x in found)
                             log(f"session {i + 1:>2} {label:<16} showed {found} after {secs:.1f} s; reloading")
                             pg.reload(wait_until="commit")
-                            try:
-                                secs = wait_rendered(pg, api, args.timeout * 1000)
-                            except api.TimeoutError:
-                                failures.append(f"session {i + 1} {label}: not rendered within {args.timeout} s after reload")
-                                log(failures[-1])
+                            secs = rendered(pg, f"session {i + 1} {label} (after reload)")
+                            if secs is None:
                                 continue
                             found = [f"(after reload) {x}" for x in problems(pg)]
                         renders.setdefault(label, []).append(secs)

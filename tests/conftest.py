@@ -8,12 +8,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,6 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# the Chromium and server set-up of benchmarks/sessions.py (CHROMIUM and free_port are imported from here too)
+from benchmarks.sessions import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server, wait_healthy  # noqa: F401
 from data_access import schema
 from data_access.db import make_engine, upgrade
 
@@ -113,11 +109,6 @@ def row_counts(engine) -> dict[str, int]:
 
 # ------------------------------------------------------------------ browser (one Chromium per test run)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
 @pytest.fixture(scope="session")
 def browser():
     """Debian's headless Chromium through Playwright's sync API. One per session: a second
@@ -133,50 +124,19 @@ def browser():
 
 # ------------------------------------------------------------------ the real server, for browser tests
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
 
 @contextlib.contextmanager
 def streamlit_server(url: str, log_path: Path):
     """`streamlit run app.py` on a free port with DATABASE_URL=url; yields its base URL, stops it after
-    and prints the server log's traceback, if any."""
+    and prints the server log's traceback, if any (the server helpers of benchmarks/sessions.py)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_server(url, port, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while not _healthy(base):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Streamlit server did not come up:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_healthy(proc, base, log_path, timeout_s=60)
         yield base
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_server(proc)
         text = log_path.read_text(errors="replace")
         if "Traceback" in text:
             print(f"\nStreamlit server log ({log_path}) holds a traceback:\n{text[-4000:]}")
