@@ -249,6 +249,8 @@ summary_snapshots = Table(
     Column("kind", String(20), primary_key=True),
     Column("as_of", Date, primary_key=True),
     Column("refreshed_at", String(32), nullable=False),
+    # summary.RULES_VERSION of the code that computed it: readers use only the current version's rows
+    Column("rules_version", Integer, nullable=False, server_default=text("0")),
 )
 
 
@@ -287,8 +289,38 @@ audit_log = Table(
     Column("scope", Text),
     Column("outcome", String(20), nullable=False),
     Column("detail", Text),
+    # hash chain (data_access.audit): row_hash = sha256(prev_hash + the row's fields); `bangfu audit verify`
+    Column("prev_hash", String(64)),
+    Column("row_hash", String(64)),
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_username_at", "username", "at"),
+)
+
+# Dashboard sessions (ui.auth): a signed token in the browser's cookie, its SHA-256 here; expiring and
+# revocable on the server. kind: "user" (idle timeout applies) or "screen" (a meeting screen: masked, read-only).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(40), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("client", String(100)),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    Index("ix_sessions_username", "username"),
+)
+
+# Failed sign-ins per client address (data_access.users): throttles a client that guesses, so that nobody
+# can lock out a named account at will and nobody learns from the answers whether a name exists.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("client", String(100), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("blocked_until", DateTime),
 )
 
 USER_ROLES = ("province", "city", "county", "unit")
