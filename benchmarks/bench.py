@@ -60,7 +60,7 @@ import pandas as pd  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from data_access import db, demo, schema  # noqa: E402
+from data_access import db, demo, schema, settings  # noqa: E402
 from data_access import metrics as m  # noqa: E402
 from data_access import summary  # noqa: E402
 from data_access.dates import months_before  # noqa: E402
@@ -511,7 +511,7 @@ def main(argv=None) -> int:
     quiet_streamlit()
     url = db.resolve_url(args.db)
     kind = kind_of(url)
-    today = dt.date.today()
+    today = settings.today()
     past = today - dt.timedelta(days=PAST_DAYS)
     rss = {}
     t_start = time.perf_counter()
@@ -596,7 +596,7 @@ def main(argv=None) -> int:
     # ------------------------------------------------------------------ the table
     ncpu, mem = machine()
     tgt_n, t_cold, t_warm, t_past = TARGETS[kind]
-    print(f"# bangfu benchmark — {dt.datetime.now().isoformat(timespec='seconds')}")
+    print(f"# bangfu benchmark — {settings.now().isoformat(timespec='seconds')}")
     print()
     print(f"date {today.isoformat()} (past as-of date {past.isoformat()}) · nproc {ncpu} · memory {mem:.1f} GB · "
           f"{srv} · {N:,} households · runs {runs} · Python {platform.python_version()}")

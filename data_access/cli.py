@@ -20,6 +20,7 @@ import sys
 from sqlalchemy.exc import SQLAlchemyError
 
 from .dates import parse_date
+from . import settings
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -245,7 +246,7 @@ def cmd_metrics(args) -> int:
     from . import metrics as m
 
     engine = _engine(args)
-    as_of = args.as_of or dt.date.today()
+    as_of = args.as_of or settings.today()
     if args.year is not None and args.metric != "ratings":
         raise UsageError("--year 只适用于 ratings 指标")
     df = m.compute(engine, args.metric, args.by, as_of, m.ALL, args.year)
@@ -285,7 +286,7 @@ def cmd_problems(args) -> int:
             raise InputError(f"区划代码 '{args.region}' 不存在")
         if args.unit and conn.execute(select(schema.units.c.unit_id).where(schema.units.c.unit_id == args.unit)).first() is None:
             raise InputError(f"派出单位 '{args.unit}' 不存在")
-    as_of = args.as_of or dt.date.today()
+    as_of = args.as_of or settings.today()
     df = PROBLEMS[args.kind](engine, as_of, Scope(args.region, args.unit))
     if args.format == "json":
         data = (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
@@ -324,7 +325,7 @@ def cmd_demo(args) -> int:
     upgrade(engine)
     from .summary import refresh_engine
 
-    as_of = args.as_of or dt.date.today()
+    as_of = args.as_of or settings.today()
     stats = generate(engine, households=args.households, seed=args.seed, as_of=as_of, progress_stream=sys.stderr)
     refresh_engine(engine, today=as_of)
     print(f"演示数据已生成到 {safe_url(str(engine.url))}：" + "，".join(f"{k} {v:,}" for k, v in stats.items()))
@@ -338,7 +339,7 @@ def cmd_refresh(args) -> int:
 
     engine = _engine(args)
     t0 = time.perf_counter()
-    stats = refresh_engine(engine, today=args.as_of or dt.date.today(), only_missing=not args.full)
+    stats = refresh_engine(engine, today=args.as_of or settings.today(), only_missing=not args.full)
     kept = f"（保留已有的 {stats['kept']} 个月末）" if stats["kept"] else ""
     years = f"{stats['years']} 个考核年度" if stats["years"] else "考核年度保留已有的"
     print(f"汇总表已更新：{stats['dates']} 个日期{kept}、{years}，共 {stats['rows']:,} 行，"
@@ -495,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bangfu: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SQLAlchemyError as exc:
-        if os.environ.get("BANGFU_DEBUG"):
+        if settings.debug():
             raise
         print(f"bangfu: 数据库错误：{short_error(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -505,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - never a traceback for the user
-        if os.environ.get("BANGFU_DEBUG"):
+        if settings.debug():
             raise
         print(f"bangfu: 内部错误：{exc.__class__.__name__}: {exc}（设置 BANGFU_DEBUG=1 查看详情）", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, select
@@ -10,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import schema
+from . import settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "bangfu.sqlite"
@@ -25,7 +25,7 @@ def default_url() -> str:
 
 def resolve_url(url: str | None = None) -> str:
     """``--db`` beats ``DATABASE_URL`` beats the embedded SQLite file."""
-    url = url or os.environ.get("DATABASE_URL") or default_url()
+    url = url or settings.database_url() or default_url()
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         # psycopg 3 is the driver this project ships with
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -50,7 +50,7 @@ CONNECT_TIMEOUT_S = 5
 
 def statement_timeout_ms() -> int:
     """The dashboard's statement_timeout: env BANGFU_STATEMENT_TIMEOUT_MS (0 = none), default 15 s."""
-    raw = os.environ.get("BANGFU_STATEMENT_TIMEOUT_MS", "").strip()
+    raw = settings.statement_timeout_raw()
     if not raw:
         return DEFAULT_STATEMENT_TIMEOUT_MS
     try:

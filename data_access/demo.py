@@ -27,6 +27,7 @@ from sqlalchemy import Boolean, Date, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import schema, summary
+from . import settings
 from .db import set_meta
 from .ledger import Progress
 from .regions import refresh_ancestors
@@ -986,7 +987,7 @@ def generate(engine, households: int = 20000, seed: int = 1, as_of: dt.date | No
     today), in one transaction. Returns the row count of each ledger table."""
     if households < 1:
         raise ValueError("households must be a positive integer")
-    as_of = as_of or dt.date.today()
+    as_of = as_of or settings.today()
     with engine.connect() as conn:
         journal = _sqlite_rollback_journal(conn)
         try:

@@ -9,7 +9,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import os
 import re
 import sys
 import time
@@ -22,6 +21,7 @@ from sqlalchemy import and_, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from . import schema
+from . import settings
 from .regions import refresh_ancestors
 from .schema import LEVEL_RANK
 
@@ -1072,7 +1072,7 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
     log.info("read: %.1f s", time.perf_counter() - t0)
     with engine.begin() as conn:
         if strict_ids is None:
-            strict_ids = os.environ.get("BANGFU_STRICT_IDS", "") not in ("", "0")
+            strict_ids = settings.strict_ids()
         t0 = time.perf_counter()
         parsed, errors, more_warnings = validate(conn, sheets, strict_ids)
         del sheets

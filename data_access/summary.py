@@ -35,6 +35,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import NullType
 
 from . import metrics as m
+from . import settings
 from .dates import last_month_ends, month_end
 from .schema import (LEVEL_RANK, helper_status, metric_summary, pairing_status, rating_missing, ratings, summary_snapshots,
                      uncovered_status)
@@ -502,10 +503,10 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     only_missing=True (the daily `bangfu refresh`): keep the stored month-ends before today — the
     ledger changes only through an import, which refreshes everything in its own transaction — and
     the stored rating years, and compute today, the missing dates and the missing rating years."""
-    today = today or dt.date.today()
+    today = today or settings.today()
     dates = sorted(set(dates if dates is not None else default_dates(today)))
     years = sorted(set(years if years is not None else default_years(conn, today)))
-    stamp = dt.datetime.now().isoformat(timespec="seconds")
+    stamp = settings.now().isoformat(timespec="seconds")
     t0 = time.perf_counter()
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL work_mem = '256MB'"))

@@ -87,7 +87,6 @@ No streamlit here: the CLI (``bangfu user ...``) uses the same functions.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -98,6 +97,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from . import audit
+from . import settings
 from .db import BangfuError
 from .metrics import ALL, Conn, Scope
 from .schema import LEVEL_RANK, USER_ROLES, regions, units, users
@@ -118,7 +118,7 @@ NOTHING = Scope(region="\u2205", unit="\u2205")
 
 def _idle_minutes() -> int:
     try:
-        return max(1, int(os.environ.get("BANGFU_IDLE_TIMEOUT_MIN", "30")))
+        return settings.idle_timeout_min()
     except ValueError:
         return 30
 

@@ -9,6 +9,7 @@ import datetime as dt
 import streamlit as st
 
 from data_access import audit, export, users
+from data_access import settings
 from ui import auth, data
 from ui.boot import require_app
 from ui.widgets import fail
@@ -32,7 +33,7 @@ engine = data.engine(url)
 st.caption("登录、退出、页面访问、导出、查看明文和用户管理的记录（时间为 UTC）。最多显示最近 10,000 条。")
 auth.record_page_view(PAGE, None)
 
-today = dt.date.today()
+today = settings.today()
 c1, c2, c3 = st.columns([2, 1, 1])
 days = c1.date_input("日期范围", value=(today - dt.timedelta(days=7), today), max_value=today, key="audit_days",
                      format="YYYY-MM-DD")

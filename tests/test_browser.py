@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from data_access import settings
 from data_access import metrics as m
 from data_access.dates import months_before
 from data_access.metrics import Scope
@@ -86,7 +87,7 @@ def page(browser, server):
 
 @pytest.fixture(scope="session")
 def today():
-    return dt.date.today()
+    return settings.today()
 
 
 # ------------------------------------------------------------------------------------------- helpers

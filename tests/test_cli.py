@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from data_access import settings
 from data_access.cli import main
 
 from .conftest import write_ledger
@@ -197,7 +198,7 @@ def test_refresh_keeps_stored_month_ends_unless_full(cov_db, engine, capsys):
             return dict(conn.execute(select(snaps.c.as_of, snaps.c.refreshed_at).where(snaps.c.kind == "cadence")).all())
 
     before = stamps()  # the import stored every summary date
-    today = dt.date.today()
+    today = settings.today()
     assert len(before) == 24 and today in before
     with engine.begin() as conn:
         conn.execute(snaps.update().values(refreshed_at="2000-01-01T00:00:00"))

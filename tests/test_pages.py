@@ -12,6 +12,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from data_access import settings
 from data_access import db
 from data_access import metrics as m
 from data_access import problems as pb
@@ -300,14 +301,14 @@ def test_bad_query_parameters_warn_and_fall_back(app_db):
     at = run(as_of="garbage", region="999999", unit="NOPE", year="abc")
     warnings = "\n".join(w.value for w in at.warning)
     assert "as_of=garbage" in warnings and "999999" in warnings and "NOPE" in warnings and "year=abc" in warnings
-    want = expected_totals(engine, dt.date.today())
+    want = expected_totals(engine, settings.today())
     assert metrics_shown(at)["结对覆盖率"] == fmt.pct(want["coverage"])
     for k in ("as_of", "region", "unit", "year"):
         assert k not in at.query_params
 
     at = run(as_of="2999-01-01", region=f" {CHANG_AN} ")
     assert "晚于今天" in "\n".join(w.value for w in at.warning)
-    want = expected_totals(engine, dt.date.today(), Scope(region=CHANG_AN))
+    want = expected_totals(engine, settings.today(), Scope(region=CHANG_AN))
     assert metrics_shown(at)["结对覆盖率"] == fmt.pct(want["coverage"])
 
 
@@ -372,7 +373,7 @@ def test_first_start_on_the_embedded_database_generates_demo_data(tmp_path, monk
     assert calls == [(20000, 1)]
     assert any("演示数据" in w.value for w in at.warning)
     engine = db.make_engine(db.default_url())
-    tot = m.total_row(m.coverage(engine, dt.date.today(), "province", m.ALL), "coverage")
+    tot = m.total_row(m.coverage(engine, settings.today(), "province", m.ALL), "coverage")
     engine.dispose()
     assert metrics_shown(at)["结对覆盖率"] == fmt.pct(tot["covered"] / tot["households"])
     _clear_caches()

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import or_, update
 
+from data_access import settings
 from data_access import metrics as m
 from data_access import schema
 from data_access.ledger import import_ledger
@@ -36,7 +37,7 @@ def test_metrics_read_the_summary_when_it_exists(engine, tmp_path):
 
 def test_import_refreshes_summaries_for_today(engine, tmp_path):
     import_ledger(engine, write_ledger(tmp_path / "l", coverage_ledger()))
-    today = dt.date.today()
+    today = settings.today()
     with engine.connect() as conn:
         assert available(conn, "cadence", today) and available(conn, "ratings", dt.date(today.year - 1, 12, 31))
 

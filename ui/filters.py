@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from data_access import users
+from data_access import settings, users
 from data_access.metrics import Scope
 from data_access.schema import LEVEL_RANK
 from data_access.views import LEVEL_ZH, child_level
@@ -91,7 +91,7 @@ def province(url: str) -> dict | None:
 
 
 def today() -> dt.date:
-    return dt.date.today()
+    return settings.today()
 
 
 def same_name_child(url: str, code: str | None) -> dict | None:

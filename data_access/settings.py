@@ -1,0 +1,72 @@
+"""Every environment variable the product reads, read here, and the one clock of the product.
+
+China has one time zone (Asia/Shanghai, UTC+8, no daylight saving). Servers often run in UTC, where
+``date.today()`` is yesterday until 08:00 Beijing time: every "today" of the product is ``today()``.
+Tests may set ``BANGFU_TODAY`` (YYYY-MM-DD) to pin the date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The raw value of an environment variable (stripped; empty counts as unset)."""
+    value = os.environ.get(name, "")
+    value = value.strip()
+    return value if value else default
+
+
+def now(at: dt.datetime | None = None) -> dt.datetime:
+    """Aware datetime in Beijing time: now, or the instant ``at`` (aware; naive means UTC)."""
+    if at is None:
+        return dt.datetime.now(TZ)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    return at.astimezone(TZ)
+
+
+def today(at: dt.datetime | None = None) -> dt.date:
+    """Today in Beijing (or the Beijing date of the instant ``at``). ``BANGFU_TODAY`` pins it, for tests
+    and replays."""
+    pinned = env("BANGFU_TODAY")
+    if pinned and at is None:
+        return dt.date.fromisoformat(pinned)
+    return now(at).date()
+
+
+def database_url() -> str | None:
+    return env("DATABASE_URL")
+
+
+def read_database_url() -> str | None:
+    return env("BANGFU_READ_DATABASE_URL")
+
+
+def debug() -> bool:
+    return bool(env("BANGFU_DEBUG"))
+
+
+def strict_ids() -> bool:
+    return env("BANGFU_STRICT_IDS", "0") != "0"
+
+
+def idle_timeout_min() -> int:
+    return max(1, int(env("BANGFU_IDLE_TIMEOUT_MIN", "30")))
+
+
+def statement_timeout_raw() -> str:
+    return env("BANGFU_STATEMENT_TIMEOUT_MS", "") or ""
+
+
+def self_refresh_enabled() -> bool:
+    """Does the running dashboard keep today's summaries current by itself (default yes)?"""
+    return env("BANGFU_SELF_REFRESH", "1") != "0"
+
+
+def self_refresh_interval_s() -> int:
+    return max(5, int(env("BANGFU_SELF_REFRESH_INTERVAL_S", "300")))
