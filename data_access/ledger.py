@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+import unicodedata
 import warnings as warnings_module
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,7 @@ class ImportResult:
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    normalised: int = 0  # values whose full-width characters were folded to half-width (NFKC)
 
     def summary(self) -> str:
         parts = []
@@ -230,6 +232,8 @@ class ImportResult:
                 parts.append(f"{t} 新增 {self.inserted[t]}、更新 {self.updated[t]}、未变 {self.unchanged[t]}")
         if not parts:
             return "导入完成：没有可导入的台账文件"
+        if self.normalised:
+            parts.append(f"已将 {self.normalised} 个全角字符值规范为半角")
         return "导入完成：" + "；".join(parts)
 
 
@@ -677,6 +681,21 @@ class Parsed:
     table: str
     label: str
     rows: list[tuple[int, Record]]
+    normalised: int = 0  # cells whose value NFKC changed (full-width digits, letters, punctuation)
+
+
+# Free text is stored as typed; every other cell (ids, codes, ID numbers, phones, dates, numbers,
+# booleans, enum values) is NFKC-normalised before it is validated, so that full-width forms typed
+# with a Chinese input method (１３０１０２, ２０２６－０６－３０, a full-width Ｘ) are read as their
+# half-width forms.
+FREE_TEXT = frozenset({"name", "head_name", "department", "position", "note"})
+
+
+def fold_width(s: str) -> str:
+    """NFKC of a stripped cell text (full-width digits, letters and punctuation to half-width)."""
+    if s.isascii():
+        return s
+    return unicodedata.normalize("NFKC", s).strip()
 
 
 class _Invalid:
@@ -700,7 +719,7 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
     # per column: where it is, its length limit, whether it is plain text (no conversion) or an enum
     plan = [(col, col.name, positions.get(col.name), limits.get(col.name),
              col.kind == "str" and col.name not in ("id_number", "phone"),
-             col.enum if col.kind == "enum" else None)
+             col.enum if col.kind == "enum" else None, col.name not in FREE_TEXT)
             for col in SPECS[sheet.table]]
     # one object per distinct value of a date or a reference column (a 12 M-row visits file repeats
     # a few hundred dates and a million ids): the parsed rows take a fraction of the memory
@@ -711,6 +730,7 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
     record = RECORDS[sheet.table]
     dates = (record.index["start_date"], record.index["end_date"]) if "end_date" in record.index else None
     out = []
+    normalised = 0
     for line, cells in sheet.rows:
         n = len(cells)
         if sheet.check_width and n > width and not _is_blank(cells[width:]):
@@ -718,7 +738,7 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
             errors.append(f"{label}:{line}: -: 本行有 {n} 个单元格，比表头的 {width} 列多"
                           f"（单元格中的逗号是否没有加引号？）")
         rec: list[Any] = []
-        for col, name, pos, limit, plain, enum in plan:
+        for col, name, pos, limit, plain, enum, fold in plan:
             raw = cells[pos] if pos is not None and pos < n else None
             if raw.__class__ is str:
                 if "\x00" in raw:  # PostgreSQL cannot store it
@@ -726,6 +746,9 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
                     rec.append(INVALID)
                     continue
                 s = raw.strip()
+                if fold and not s.isascii() and (folded := fold_width(s)) != s:
+                    s = raw = folded
+                    normalised += 1
                 empty = not s
             else:
                 s = None
@@ -769,7 +792,7 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
             if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
                 errors.append(f"{label}:{line}: end_date: 结束日期 {end} 早于开始日期 {start}")
         out.append((line, record(rec)))
-    return Parsed(sheet.table, label, out)
+    return Parsed(sheet.table, label, out, normalised)
 
 
 def _existing_ids(conn: Connection, column) -> set:
@@ -1080,7 +1103,7 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
         warnings += more_warnings
         if errors:
             raise ImportFailed(sorted(errors, key=_error_sort_key))
-        result = ImportResult(warnings=warnings)
+        result = ImportResult(warnings=warnings, normalised=sum(p.normalised for p in parsed.values()))
         for table in TABLE_ORDER:
             if table in parsed:
                 t0 = time.perf_counter()

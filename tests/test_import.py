@@ -178,3 +178,51 @@ def test_missing_required_column_and_unknown_reference(engine, tmp_path):
     assert "households.csv:1: village_code: 缺少必需的列" in errors
     assert any(e.startswith("pairings.csv:2: household_id:") and "H9" in e for e in errors)
     assert row_counts(engine)["regions"] == 0  # the valid files were not written either
+
+
+def fullwidth(s: str) -> str:
+    """The full-width form a Chinese input method types: ASCII 0x21–0x7E shifted to U+FF01–U+FF5E."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s)
+
+
+def test_fullwidth_values_are_normalised_before_validation(engine, tmp_path):
+    assert fullwidth("2026-06-30") == "２０２６－０６－３０"
+    ledger = base(
+        households=[
+            # a valid ID typed full-width (with a full-width X), a full-width id, status, village code and size
+            {"household_id": fullwidth("H1"), "head_name": "李Ａ　四", "village_code": fullwidth(V1),
+             "status": fullwidth("not_lifted"), "id_number": fullwidth("13010219900101127X"), "size": fullwidth("3")},
+            # a full-width ID whose check digit is wrong (the right one is 7)
+            {**hh("H2", V1), "id_number": fullwidth("130102199001011230")},
+        ],
+        pairings=[pr("P1", fullwidth("A"), "H1", fullwidth("2025-01-01"), None, None, fullwidth("1"))],
+        visits=[{"visit_id": "V1", "helper_id": "A", "household_id": "H1", "visit_date": "２０２６－０６－３０",
+                 "mode": "in_home", "note": "ＡＢ　走访１次"}],
+    )
+    r = import_ledger(engine, write_ledger(tmp_path / "fw", ledger))
+    # 5 cells of households row 2 (not the name), the ID of row 3, 3 cells of the pairing, the visit date
+    assert r.normalised == 10
+    assert "已将 10 个全角字符值规范为半角" in r.summary()
+    assert "\n" not in r.summary()
+    warned = [w for w in r.warnings if "校验位" in w]
+    assert len(warned) == 1 and warned[0].startswith("households.csv:3: id_number:"), r.warnings
+    assert "末位应为 7" in warned[0]
+    with engine.connect() as conn:
+        h = {x.household_id: x for x in conn.execute(select(schema.households))}
+        p = conn.execute(select(schema.pairings)).one()
+        v = conn.execute(select(schema.visits)).one()
+    assert set(h) == {"H1", "H2"}
+    assert h["H1"].id_number == "13010219900101127X"  # stored half-width
+    assert (h["H1"].village_code, h["H1"].status, h["H1"].size) == (V1, "not_lifted", 3)
+    assert h["H1"].head_name == "李Ａ　四"  # names are stored as typed
+    assert h["H2"].id_number == "130102199001011230"  # a warning only; stored (half-width) as given
+    assert (p.helper_id, p.household_id, p.start_date, p.approved) == ("A", "H1", dt.date(2025, 1, 1), True)
+    assert (v.visit_date, v.note) == (dt.date(2026, 6, 30), "ＡＢ　走访１次")
+
+
+def test_fullwidth_id_with_wrong_check_digit_is_an_error_with_strict_ids(engine, tmp_path):
+    ledger = base(households=[{**hh("H1", V1), "id_number": fullwidth("130102199001011230")}])
+    with pytest.raises(ImportFailed) as info:
+        import_ledger(engine, write_ledger(tmp_path / "fw", ledger), strict_ids=True)
+    assert any(e.startswith("households.csv:2: id_number: 身份证号校验位错误") for e in info.value.errors), info.value.errors
+    assert row_counts(engine)["households"] == 0
