@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="启动看板（streamlit run app.py）")
     s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--host", metavar="ADDRESS",
+                   help="监听地址（默认 $BANGFU_HOST 或 127.0.0.1，即只接受本机连接；0.0.0.0 表示所有网卡）")
     db_opt(s)
     return p
 
@@ -347,9 +349,28 @@ def cmd_refresh(args) -> int:
     return EXIT_OK
 
 
-def cmd_serve(args) -> int:
-    from .db import PROJECT_ROOT, ensure_demo, is_embedded_default, make_engine
+def serve_command(args) -> list[str]:
+    """The `streamlit run app.py` command line of `bangfu serve`: it listens on --host, else $BANGFU_HOST,
+    else 127.0.0.1 (never on every interface unless told)."""
+    import socket
 
+    from .db import PROJECT_ROOT
+
+    host = (args.host or "").strip() or settings.server_host()
+    try:
+        socket.getaddrinfo(host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise InputError(f"无法监听地址 '{host}'：应为本机的 IP 地址（如 127.0.0.1、0.0.0.0）或主机名") from None
+    if not 0 < args.port < 65536:
+        raise InputError(f"端口 {args.port} 无效：应为 1–65535")
+    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+            "--server.address", host, "--server.port", str(args.port)]
+
+
+def cmd_serve(args) -> int:
+    from .db import ensure_demo, is_embedded_default, make_engine
+
+    command = serve_command(args)  # bad --host/--port: one line, before anything is started
     if args.db:
         os.environ["DATABASE_URL"] = args.db
     if is_embedded_default(args.db):
@@ -357,8 +378,7 @@ def cmd_serve(args) -> int:
         if ensure_demo(engine, progress_stream=sys.stderr):
             print("首次启动：已在内置数据库中生成演示数据", file=sys.stderr)
         engine.dispose()
-    os.execvp(sys.executable, [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-                               "--server.port", str(args.port)])
+    os.execvp(command[0], command)
     return EXIT_OK  # pragma: no cover
 
 

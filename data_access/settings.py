@@ -63,6 +63,12 @@ def statement_timeout_raw() -> str:
     return env("BANGFU_STATEMENT_TIMEOUT_MS", "") or ""
 
 
+def server_host() -> str:
+    """The address ``bangfu serve`` listens on: ``BANGFU_HOST``, default 127.0.0.1 (this machine only; put a
+    reverse proxy in front, or set e.g. 0.0.0.0 to listen on every interface)."""
+    return env("BANGFU_HOST", "127.0.0.1")
+
+
 def self_refresh_enabled() -> bool:
     """Does the running dashboard keep today's summaries current by itself (default yes)?"""
     return env("BANGFU_SELF_REFRESH", "1") != "0"

@@ -233,3 +233,78 @@ def test_refresh_keeps_stored_month_ends_unless_full(cov_db, engine, capsys):
     code, out, err = run(capsys, "refresh", "--full", "--db", cov_db)
     assert code == 0 and "保留" not in out
     assert all(s != "2000-01-01T00:00:00" for s in stamps().values())
+
+
+# ------------------------------------------------------------------ bangfu serve: where it listens
+
+
+def _serve_args(*argv):
+    from data_access.cli import build_parser
+
+    return build_parser().parse_args(["serve", *argv])
+
+
+def test_serve_binds_to_localhost_unless_told(monkeypatch):
+    from data_access.cli import serve_command
+
+    monkeypatch.delenv("BANGFU_HOST", raising=False)
+    cmd = serve_command(_serve_args())
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("app.py")
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8501"
+    cmd = serve_command(_serve_args("--host", "0.0.0.0", "--port", "9000"))
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0" and cmd[cmd.index("--server.port") + 1] == "9000"
+    monkeypatch.setenv("BANGFU_HOST", "192.0.2.10")
+    assert serve_command(_serve_args())[-3] == "192.0.2.10"
+    assert serve_command(_serve_args("--host", "::1"))[-3] == "::1"  # the option wins over the environment
+
+
+def test_serve_rejects_a_bad_host_in_one_line(capsys):
+    code, out, err = run(capsys, "serve", "--host", "no such host!", "--db", "sqlite:////nonexistent/x.sqlite")
+    assert code == 1 and out == ""
+    assert err.startswith("bangfu: 无法监听地址 'no such host!'") and err.count("\n") == 1
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses of the sockets listening on TCP `port` (from /proc/net/tcp and tcp6)."""
+    out = set()
+    for name in ("tcp", "tcp6"):
+        path = Path(f"/proc/net/{name}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            local, _, state = line.split()[1:4]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+                raw = bytes.fromhex(addr)
+                # the kernel writes each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                import ipaddress
+
+                out.add(str(ipaddress.ip_address(words)))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net")
+def test_serve_listens_on_127_0_0_1_only(tmp_path, monkeypatch):
+    """The real `bangfu serve`, started briefly: its one listening socket is 127.0.0.1, not 0.0.0.0 or ::."""
+    import os
+    import urllib.request
+
+    from .conftest import free_port, stop_server, wait_healthy
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("BANGFU_HOST", "DATABASE_URL")}
+    log_path = tmp_path / "serve.log"
+    db = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "data_access.cli", "serve", "--port", str(port), "--db", db],
+                                cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{port}", log_path, timeout_s=60)
+        assert _listening(port) == {"127.0.0.1"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        stop_server(proc)
