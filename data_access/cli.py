@@ -196,15 +196,24 @@ def cmd_db_upgrade(args) -> int:
     engine = make_engine(args.db)
     upgrade(engine)
     print(f"数据库结构已是最新：{safe_url(str(engine.url))}")
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
-    from .schema import households, summary_snapshots
+    from .schema import households
+
+    from .summary import ensure_current
 
     with engine.connect() as conn:
-        empty = conn.execute(select(func.count()).select_from(summary_snapshots)).scalar() == 0
         has_data = conn.execute(select(households.c.household_id).limit(1)).first() is not None
-    if empty and has_data:  # e.g. after a migration that changed the summaries' layout
-        print("指标汇总表为空，看板将实时计算（较慢）：请运行 bangfu refresh --full", file=sys.stderr)
+    if has_data:
+        # summaries computed by an older version of the rules (or missing for today) are recomputed now,
+        # so that pages (stored) and `bangfu metrics` (live) never disagree after an upgrade
+        done = ensure_current(engine)
+        if done == "rules":
+            print("已按当前版本的指标规则重新计算全部汇总")
+        elif done == "today":
+            print("已计算今天的指标汇总")
+        elif done == "busy":
+            print("另一进程正在更新指标汇总，完成后即为最新", file=sys.stderr)
     return EXIT_OK
 
 

@@ -223,18 +223,24 @@ class ImportResult:
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    replaced_demo: bool = False  # the database held generated demo data, which this import removed
     normalised: int = 0  # values whose full-width characters were folded to half-width (NFKC)
+
+    def changed(self) -> bool:
+        """Did the import insert or update any row? (An import that changes nothing refreshes nothing.)"""
+        return any(self.inserted.values()) or any(self.updated.values())
 
     def summary(self) -> str:
         parts = []
         for t in TABLE_ORDER:
             if t in self.inserted:
                 parts.append(f"{t} 新增 {self.inserted[t]}、更新 {self.updated[t]}、未变 {self.unchanged[t]}")
+        demo = "已清除此前的演示数据（该数据库不再是演示库，看板需要登录）；" if self.replaced_demo else ""
         if not parts:
-            return "导入完成：没有可导入的台账文件"
+            return f"导入完成：{demo}没有可导入的台账文件"
         if self.normalised:
             parts.append(f"已将 {self.normalised} 个全角字符值规范为半角")
-        return "导入完成：" + "；".join(parts)
+        return "导入完成：" + demo + "；".join(parts)
 
 
 class DecodeError(Exception):
@@ -1011,7 +1017,11 @@ def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, p
     if inserted:
         # a large load (more new rows than the table holds): drop the secondary indexes and build them
         # again afterwards, which is several times faster than maintaining them row by row
-        rebuild = _secondary_indexes(conn, name) if inserted >= BULK_ROWS and inserted > _row_estimate(conn, name) else []
+        # — only into an empty table: DROP INDEX takes an ACCESS EXCLUSIVE lock that every reader of the table
+        # would wait on until the import commits, and nobody reads an empty table's rows
+        rebuild = (_secondary_indexes(conn, name)
+                   if inserted >= BULK_ROWS and not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name})")).scalar()
+                   else [])
         for index_name, _ in rebuild:
             conn.execute(text(f'DROP INDEX "{index_name}"'))
         conn.execute(
@@ -1081,6 +1091,24 @@ def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stre
     result.unchanged[p.table] = unchanged
 
 
+def _replace_demo(conn: Connection) -> bool:
+    """A database that holds generated demo data (meta demo=1): empty its ledger and summaries and clear the
+    marker, so that real rows are never served under the demo's no-login mode (ui/auth.py) and never mix
+    with generated ones. Users and the audit log are kept. Returns True when it did so."""
+    marker = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "demo")).scalar()
+    if marker != "1":
+        return False
+    from .summary import STATUS_TABLES
+
+    for name in STATUS_TABLES:
+        conn.execute(schema.metadata.tables[name].delete())
+    for table in reversed([schema.LEDGER_TABLES[t] for t in TABLE_ORDER]):
+        conn.execute(table.delete())
+    conn.execute(schema.meta.delete().where(schema.meta.c.key.like("demo%")))
+    log.info("demo data removed before the import")
+    return True
+
+
 def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
                   after_write: Callable[[Connection], None] | None = None,
                   refresh_summaries: bool = True, strict_ids: bool | None = None) -> ImportResult:
@@ -1094,6 +1122,7 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
     sheets, warnings = read_ledger(path)
     log.info("read: %.1f s", time.perf_counter() - t0)
     with engine.begin() as conn:
+        replaced_demo = _replace_demo(conn)  # rolled back with everything else when the ledger is invalid
         if strict_ids is None:
             strict_ids = settings.strict_ids()
         t0 = time.perf_counter()
@@ -1103,7 +1132,8 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
         warnings += more_warnings
         if errors:
             raise ImportFailed(sorted(errors, key=_error_sort_key))
-        result = ImportResult(warnings=warnings, normalised=sum(p.normalised for p in parsed.values()))
+        result = ImportResult(warnings=warnings, replaced_demo=replaced_demo,
+                              normalised=sum(p.normalised for p in parsed.values()))
         for table in TABLE_ORDER:
             if table in parsed:
                 t0 = time.perf_counter()
@@ -1111,15 +1141,17 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
                 log.info("%s written: %.1f s", table, time.perf_counter() - t0)
         if result.inserted.get("regions") or result.updated.get("regions"):
             refresh_ancestors(conn)
-        if refresh_summaries and result.inserted:
-            from .summary import refresh
+        changed = result.changed() or replaced_demo
+        if refresh_summaries and changed:
+            from .summary import lock_refresh, refresh
 
             t0 = time.perf_counter()
+            lock_refresh(conn)  # one refresh at a time (the running dashboard keeps "today" current too)
             refresh(conn)
             log.info("summaries refreshed: %.1f s", time.perf_counter() - t0)
         if after_write is not None:
             after_write(conn)
-    if refresh_summaries and result.inserted:
+    if refresh_summaries and changed:
         from .summary import tidy
 
         tidy(engine)

@@ -41,6 +41,13 @@ from .schema import (LEVEL_RANK, helper_status, metric_summary, pairing_status, 
                      uncovered_status)
 
 log = logging.getLogger("bangfu.summary")
+
+# The version of the rules (RULES.md as implemented by metrics.py) that stored summaries were computed with.
+# Raise it whenever a change can alter a stored figure: readers then use only rows of the current version
+# (older ones count as not stored, so pages compute live), and `bangfu db upgrade`, `bangfu refresh` and the
+# running service (ensure_current) recompute every stored date.
+#   1: first stamped version (photo months cut at each stored date, issue 11 item 5)
+RULES_VERSION = 1
 REGION_ROLLUPS = ("province", "city", "county")  # coarsest first
 
 # kind -> (metric whose fields it stores, basis of its base rows, base grain, roll-up grains)
@@ -105,7 +112,8 @@ def choose(conn: Connection, metric_kind: str, by: str, scope: m.Scope) -> tuple
 
 def stored_dates(conn: Connection, kind: str, dates: Iterable[dt.date]) -> set[dt.date]:
     dates = list(dates)
-    q = select(summary_snapshots.c.as_of).where(summary_snapshots.c.kind == kind, summary_snapshots.c.as_of.in_(dates))
+    q = select(summary_snapshots.c.as_of).where(summary_snapshots.c.kind == kind, summary_snapshots.c.as_of.in_(dates),
+                                                summary_snapshots.c.rules_version == RULES_VERSION)
     return {d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for (d,) in conn.execute(q)}
 
 
@@ -301,7 +309,8 @@ def _store_rollups(conn: Connection, kind: str, dates: list[dt.date] | None = No
 
 
 def _mark(conn: Connection, kind: str, as_of: dt.date, stamp: str) -> None:
-    conn.execute(summary_snapshots.insert().values(kind=kind, as_of=as_of, refreshed_at=stamp))
+    conn.execute(summary_snapshots.insert().values(kind=kind, as_of=as_of, refreshed_at=stamp,
+                                                   rules_version=RULES_VERSION))
 
 
 def _store(conn: Connection, kind: str, as_of: dt.date, rows_select, stamp: str, bucket_col: str | None = None) -> None:
@@ -470,16 +479,25 @@ def _month_key(conn: Connection, col):
 
 def _store_photos(conn: Connection, dates: list[dt.date], stamp: str) -> None:
     """Per summary date S, the in-home visits and photos of S's calendar month up to S: one pass over
-    the visits of the months, grouped by month and village (metrics._photo_rows' facts)."""
+    the visits of the months, grouped by month, *segment* and village (metrics._photo_rows' facts).
+    A visit's segment is the first summary date on or after it, so that when two summary dates fall in
+    one month the earlier one counts only the visits up to itself: S sums its month's segments <= S."""
+    dates = sorted(dates)
     first = min(d.replace(day=1) for d in dates)
     rows = m._photo_rows(conn, first, max(dates), m.ALL).subquery("pr")
     month = _month_key(conn, rows.c.visit_date)
+    segment = case(*[(rows.c.visit_date <= d, literal(i)) for i, d in enumerate(dates)], else_=literal(len(dates)))
     pm = _temp(conn, "tmp_photo_months", select(
-        month.label("month"), rows.c.village_code, func.sum(rows.c.in_home_visits).label("in_home_visits"),
-        func.sum(rows.c.with_photo).label("with_photo")).group_by(month, rows.c.village_code))
-    for d in dates:
-        _store(conn, "photos", d, select(pm.c.village_code, literal(None, String).label("unit_id"), pm.c.in_home_visits,
-                                         pm.c.with_photo).where(pm.c.month == f"{d.year:04d}-{d.month:02d}"), stamp)
+        month.label("month"), segment.label("segment"), rows.c.village_code,
+        func.sum(rows.c.in_home_visits).label("in_home_visits"),
+        func.sum(rows.c.with_photo).label("with_photo")).group_by(month, segment, rows.c.village_code))
+    for i, d in enumerate(dates):
+        part = (select(pm.c.village_code, func.sum(pm.c.in_home_visits).label("in_home_visits"),
+                       func.sum(pm.c.with_photo).label("with_photo"))
+                .where(pm.c.month == f"{d.year:04d}-{d.month:02d}", pm.c.segment <= i)
+                .group_by(pm.c.village_code).subquery("part"))
+        _store(conn, "photos", d, select(part.c.village_code, literal(None, String).label("unit_id"),
+                                         part.c.in_home_visits, part.c.with_photo), stamp)
     conn.execute(text("DROP TABLE tmp_photo_months"))
 
 
@@ -531,19 +549,10 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         # the per-pairing / per-helper status: for today, and for the last year-end (the ratings page
         # checks the year's excellent helpers against it)
         year_end = dt.date(max(todo).year - 1, 12, 31)
-        # emptied status tables (a full refresh): their indexes are built once after the rows are in,
-        # rather than kept up row by row (nothing reads them before the refresh ends)
-        rebuild = [pairing_status, helper_status, uncovered_status] if not keep else []
-        for table in rebuild:
-            for index in table.indexes:
-                index.drop(conn)
+        # No DDL on the tables the pages read (DROP/CREATE INDEX, TRUNCATE, ALTER): it would take an
+        # ACCESS EXCLUSIVE lock that every reader waits on until this transaction commits. Rows are
+        # deleted and inserted under MVCC (SQLite: WAL), so readers keep the previous snapshot until commit.
         _store_days(conn, todo, [max(todo)] + ([year_end] if year_end in todo else []), stamp)
-        t0 = time.perf_counter()
-        for table in rebuild:
-            for index in table.indexes:
-                index.create(conn)
-        if rebuild:
-            log.info("status indexes built: %.1f s", time.perf_counter() - t0)
         t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
         log.info("photo months: %.1f s", time.perf_counter() - t0)
@@ -583,11 +592,95 @@ STATUS_TABLES = ("metric_summary", "summary_snapshots", "pairing_status", "helpe
                  "rating_missing")
 
 
+# one refresh at a time across processes and servers (PostgreSQL advisory lock key: "bangfu" in ASCII)
+REFRESH_LOCK_KEY = 0x62616E676675
+
+
+def lock_refresh(conn: Connection, wait: bool = True) -> bool:
+    """Take the refresh lock for the caller's transaction: PostgreSQL's advisory transaction lock (released
+    at commit or rollback), so that imports, `bangfu refresh` and every running dashboard process refresh
+    one at a time. ``wait=False`` returns False at once when another holds it. SQLite serialises writers by
+    its own database lock (see ensure_current for the try-lock between processes)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    got = conn.execute(text(f"SELECT {fn}(:k)"), {"k": REFRESH_LOCK_KEY}).scalar()
+    return True if wait else bool(got)
+
+
 def refresh_engine(engine: Engine, **kw) -> dict[str, int]:
     with engine.begin() as conn:
+        lock_refresh(conn)
         out = refresh(conn, **kw)
     tidy(engine)
     return out
+
+
+def freshness(conn: Connection, as_of: dt.date) -> str | None:
+    """When the stored figures of ``as_of`` were computed (ISO timestamp, Beijing time for stamps written
+    since settings.now()), or None when that date is not stored for the current rules (pages compute live)."""
+    q = select(summary_snapshots.c.refreshed_at).where(
+        summary_snapshots.c.kind == "cadence", summary_snapshots.c.as_of == as_of,
+        summary_snapshots.c.rules_version == RULES_VERSION)
+    return conn.execute(q).scalar()
+
+
+def needs_refresh(conn: Connection, today: dt.date) -> str | None:
+    """What ensure_current would do: "rules" when stored summaries of an older RULES_VERSION exist (recompute
+    everything), "today" when today's figures are not stored (the daily refresh), None when current."""
+    stale = conn.execute(select(summary_snapshots.c.kind).where(
+        summary_snapshots.c.rules_version != RULES_VERSION).limit(1)).first()
+    if stale:
+        return "rules"
+    if not all(available(conn, k, today) for k in (*DAY_KINDS, "photos", "status")):
+        return "today"
+    return None
+
+
+def _sqlite_try_lock(engine: Engine):
+    """A non-blocking file lock beside a SQLite database file (None: in-memory or not lockable)."""
+    import fcntl
+
+    path = engine.url.database
+    if not path or path == ":memory:":
+        return None
+    f = open(f"{path}.refresh-lock", "a")  # noqa: SIM115 - held until ensure_current releases it
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return False
+    return f
+
+
+def ensure_current(engine: Engine, today: dt.date | None = None) -> str | None:
+    """Keep the stored summaries current by themselves: after midnight (Beijing) store the new day, after an
+    upgrade that changed a rule recompute every stored date. Once across processes: PostgreSQL's advisory
+    lock (a process that finds it taken leaves the work to the holder), a lock file beside a SQLite file.
+    Returns what was done ("today", "rules"), "busy" when another process holds the lock, or None."""
+    today = today or settings.today()
+    with engine.connect() as conn:
+        need = needs_refresh(conn, today)
+    if need is None:
+        return None
+    flock = _sqlite_try_lock(engine) if engine.dialect.name == "sqlite" else None
+    if flock is False:
+        return "busy"
+    try:
+        with engine.begin() as conn:
+            if not lock_refresh(conn, wait=False):
+                return "busy"
+            need = needs_refresh(conn, today)  # another process may have just done it
+            if need is None:
+                return None
+            t0 = time.perf_counter()
+            stats = refresh(conn, today=today, only_missing=need == "today")
+            log.info("summaries brought current (%s) for %s: %s in %.1f s", need, today, stats, time.perf_counter() - t0)
+        tidy(engine)
+        return need
+    finally:
+        if flock:
+            flock.close()
 
 
 def tidy(engine: Engine) -> None:

@@ -21,6 +21,9 @@ from data_access import schema
 from data_access.db import make_engine, upgrade
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+# the dashboard's self-refresh thread (ui/startup.start_maintenance) would store summaries behind a test's
+# back; tests that exercise it turn it on themselves
+os.environ.setdefault("BANGFU_SELF_REFRESH", "0")
 
 
 def _pg_test_database():

@@ -19,6 +19,7 @@ import streamlit as st
 from data_access import db
 from data_access import metrics as m
 from data_access import problems as pb
+from data_access import summary
 from data_access import users
 from data_access import views as v
 from data_access.metrics import Scope
@@ -59,6 +60,13 @@ def database_status(url: str) -> str:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def is_demo(url: str) -> bool:
     return db.is_demo(engine(url))
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def freshness(url: str, as_of: dt.date) -> str | None:
+    """When the stored figures of as_of were computed (None: not stored, the page computes live)."""
+    with engine(url).connect() as conn:
+        return summary.freshness(conn, as_of)
 
 
 # ---------------------------------------------------------------- metrics

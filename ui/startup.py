@@ -4,10 +4,11 @@ database, create the schema and demo data the first time."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import streamlit as st
 
-from data_access import db
+from data_access import db, settings, summary
 from data_access.views import database_status
 
 from . import data
@@ -58,3 +59,38 @@ def _create_demo(url: str) -> None:
             refresh_engine(engine)
             log.info("demo data generated: %s", stats)
     data.clear()
+
+
+@st.cache_resource(show_spinner=False)
+def start_maintenance(url: str) -> threading.Thread | None:
+    """Once per server process: a daemon thread that keeps the stored summaries current by itself
+    (summary.ensure_current: today's figures after midnight Beijing time, every stored date after an
+    upgrade that changed a rule), checking every BANGFU_SELF_REFRESH_INTERVAL_S seconds. The lock inside
+    ensure_current makes the work happen once across processes and servers. Off with BANGFU_SELF_REFRESH=0.
+
+    It writes through its own engine without the dashboard's statement timeout (a refresh takes longer than
+    a page's query); a database role that may not write (the read-only role) leaves the work to the
+    `bangfu refresh` timer, and the pages then say that today's figures are computed live."""
+    if not settings.self_refresh_enabled():
+        return None
+    stop = threading.Event()
+    thread = threading.Thread(target=_maintain, args=(url, stop), name="bangfu-maintenance", daemon=True)
+    thread.start()
+    return thread
+
+
+def _maintain(url: str, stop: threading.Event) -> None:
+    engine = db.make_engine(url)
+    warned = False
+    while not stop.is_set():
+        try:
+            done = summary.ensure_current(engine)
+            if done in ("today", "rules"):
+                log.info("stored summaries brought current (%s)", done)
+                st.cache_data.clear()  # cached live figures of today give way to the stored ones
+            warned = False
+        except Exception as exc:  # noqa: BLE001 - keep the thread alive; say it once per failure streak
+            if not warned:
+                log.warning("could not bring the stored summaries current: %s", db.short_error(exc))
+                warned = True
+        stop.wait(settings.self_refresh_interval_s())
