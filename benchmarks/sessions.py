@@ -47,7 +47,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
+from data_access import settings  # noqa: E402
+
+CHROMIUM = settings.chromium_path()  # BANGFU_CHROMIUM, default /usr/bin/chromium
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'

@@ -69,6 +69,18 @@ def server_host() -> str:
     return env("BANGFU_HOST", "127.0.0.1")
 
 
+def chromium_path() -> str:
+    """The Chromium that the browser tests and benchmarks/sessions.py drive: ``BANGFU_CHROMIUM``, default
+    Debian's ``/usr/bin/chromium``."""
+    return env("BANGFU_CHROMIUM", "/usr/bin/chromium")
+
+
+def ci() -> bool:
+    """A CI run (``CI`` set and not false/0, as CI services and .ci/run set it): a test that cannot run here
+    (no browser, no Playwright) then fails instead of being skipped."""
+    return (env("CI") or "").lower() not in ("", "0", "false", "no", "off")
+
+
 def self_refresh_enabled() -> bool:
     """Does the running dashboard keep today's summaries current by itself (default yes)?"""
     return env("BANGFU_SELF_REFRESH", "1") != "0"

@@ -24,7 +24,7 @@ from data_access.dates import months_before
 from data_access.metrics import Scope
 from ui import format as fmt
 
-from .conftest import CHROMIUM, streamlit_server
+from .conftest import require_browser, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -35,9 +35,7 @@ READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 TIMEOUT = 60_000  # ms, for a page's script run (the first run of a fresh server included)
 DEMO = "演示数据"
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
+playwright_api = require_browser(module=True)  # skipped without a browser; in CI (CI=true) a failure
 
 
 # ------------------------------------------------------------------------------------------- fixtures

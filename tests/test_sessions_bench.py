@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CHROMIUM, free_port
+from .conftest import free_port, require_browser
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_browser(module=True)  # skipped without a browser; in CI (CI=true) a failure
 
 
 def test_sessions_bench_prints_the_table(tmp_path):
