@@ -8,6 +8,7 @@ Tests may set ``BANGFU_TODAY`` (YYYY-MM-DD) to pin the date.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from zoneinfo import ZoneInfo
 
@@ -44,7 +45,19 @@ def database_url() -> str | None:
 
 
 def read_database_url() -> str | None:
+    """``BANGFU_READ_DATABASE_URL``: where the dashboard's page reads go (a PostgreSQL streaming replica);
+    unset, they go to ``DATABASE_URL``. Writes always go to ``DATABASE_URL`` (data_access/routing.py)."""
     return env("BANGFU_READ_DATABASE_URL")
+
+
+def read_retry_s() -> float:
+    """Seconds the page reads stay on the primary after the read replica could not be reached, before the
+    replica is tried again (``BANGFU_READ_RETRY_S``, default 10)."""
+    try:
+        value = float(env("BANGFU_READ_RETRY_S", "10"))
+    except ValueError:
+        return 10.0
+    return min(3600.0, max(0.5, value)) if math.isfinite(value) else 10.0
 
 
 def debug() -> bool:
