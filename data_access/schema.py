@@ -323,4 +323,43 @@ login_throttle = Table(
     Column("blocked_until", DateTime),
 )
 
+# Supervision orders (督办, RULES.md M7; data_access/supervision.py). An order goes to one sending unit on
+# issued_on with a deadline; its items are the problem rows (subjects) of `bangfu problems KIND --as-of issued_on
+# --unit unit_id [--region region_code]` (or a chosen part of them). Item status is never stored: it is computed
+# from the ledger for any date. detail: the row as it was at issue (JSON), for display only.
+supervision_orders = Table(
+    "supervision_orders",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("kind", String(12), nullable=False),
+    Column("unit_id", String(40), nullable=False),
+    Column("region_code", String(20)),
+    Column("issued_on", Date, nullable=False),
+    Column("deadline", Date, nullable=False),
+    Column("note", Text),
+    Column("issued_by", String(100)),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_supervision_orders_unit", "unit_id"),
+)
+
+supervision_items = Table(
+    "supervision_items",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("subject", String(40), primary_key=True),
+    Column("detail", Text),
+    Index("ix_supervision_items_subject", "subject"),
+)
+
+# The unit's one written response (整改说明) per order; it never closes an item (only the ledger does).
+supervision_responses = Table(
+    "supervision_responses",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("username", String(100)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
 USER_ROLES = ("province", "city", "county", "unit")
