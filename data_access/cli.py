@@ -120,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="FILE")
     db_opt(s)
 
+    s = sub.add_parser("report", help="生成通报（Word、PDF 或 Excel）")
+    when = s.add_mutually_exclusive_group()
+    when.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="数据截至日期（默认今天）")
+    when.add_argument("--month", type=_month_arg, metavar="YYYY-MM", help="该月月末（如 cron 每月初生成上月通报）")
+    s.add_argument("--region", metavar="CODE", help="区划代码（默认全省）")
+    s.add_argument("--format", required=True, choices=["docx", "pdf", "xlsx"])
+    s.add_argument("--output", required=True, metavar="FILE")
+    db_opt(s)
+
     s = sub.add_parser("demo", help="生成演示数据")
     s.add_argument("--households", type=int, default=20000)
     s.add_argument("--seed", type=int, default=1)
@@ -326,6 +335,45 @@ def _emit(data: bytes, output: str | None, what: str) -> None:
         sys.stdout.flush()
 
 
+def _month_arg(text: str) -> dt.date:
+    """--month YYYY-MM: the last day of that month."""
+    from .dates import month_end
+
+    try:
+        year, month = (int(x) for x in text.strip().split("-"))
+        if len(text.strip()) != 7:
+            raise ValueError
+        return month_end(year, month)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"月份 '{text}' 无效，应为 YYYY-MM") from None
+
+
+def cmd_report(args) -> int:
+    """`bangfu report`: the briefing (通报) of the region on the date, written to --output. Personal data in it
+    (the named helpers over the cap) is masked: the file is meant to be circulated."""
+    from pathlib import Path
+
+    from . import audit, reports
+    from .metrics import Scope
+
+    out = Path(args.output)
+    if not out.parent.exists():
+        raise InputError(f"输出目录不存在：{out.parent}")
+    if out.is_dir():
+        raise InputError(f"--output 应为文件名，而 {out} 是目录")
+    engine = _engine(args)
+    as_of = args.month or args.as_of or settings.today()
+    briefing = reports.build(engine, as_of, args.region)  # an unknown region or a missing font: one sentence
+    data = reports.render(briefing, args.format)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)  # never a half-written briefing under the asked name
+    audit.record_export(engine, CLI_ACTOR, "report", len(briefing.annex), masked=True,
+                        scope=Scope(briefing.region_code if args.region else None), fmt=args.format)
+    print(f"已写入通报（{briefing.scope_name}，{briefing.date_line}）到 {out}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from .db import make_engine, safe_url, upgrade
     from .demo import generate
@@ -502,6 +550,7 @@ COMMANDS = {
     "import": cmd_import,
     "metrics": cmd_metrics,
     "problems": cmd_problems,
+    "report": cmd_report,
     "demo": cmd_demo,
     "refresh": cmd_refresh,
     "serve": cmd_serve,

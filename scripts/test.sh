@@ -15,9 +15,10 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
 fi
 
 # The browser tests drive Debian's chromium (no browser downloads are possible here), with the CJK fonts the
-# pages are drawn in; poppler-utils reads exported PDFs. apt's output is shown when it fails, not when it works.
+# pages are drawn in (also the briefings' fonts); poppler-utils reads exported PDFs; Pango lays out the PDF
+# briefings (WeasyPrint). apt's output is shown when it fails, not when it works.
 missing=()
-for pkg in chromium fonts-noto-cjk poppler-utils; do
+for pkg in chromium fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
