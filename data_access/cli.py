@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .audit import EVENTS
 
-    s = sub.add_parser("audit", help="导出审计日志")
+    s = sub.add_parser("audit", help="导出审计日志；bangfu audit verify 校验其哈希链")
+    s.add_argument("action", nargs="?", choices=["verify"], metavar="verify",
+                   help="校验审计日志的哈希链是否完整（不导出）")
     s.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD", help="起始日期（含，UTC）")
     s.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="截止日期（含，UTC）")
     s.add_argument("--user", metavar="U")
@@ -508,6 +510,8 @@ def cmd_audit(args) -> int:
     from .export import to_csv_bytes, to_xlsx_bytes
 
     engine = _engine(args)
+    if args.action == "verify":
+        return cmd_audit_verify(args, engine)
     if args.since and args.until and args.since > args.until:
         raise InputError("--since 晚于 --until")
     df = audit.query(engine, since=args.since, until=args.until, username=args.user, event=args.event,
@@ -528,6 +532,26 @@ def cmd_audit(args) -> int:
     return EXIT_OK
 
 
+def cmd_audit_verify(args, engine) -> int:
+    """`bangfu audit verify`: exit 0 when the hash chain holds, 1 naming the first broken row."""
+    from .audit import verify
+    from .db import BangfuError
+
+    given = [o for o, v in (("--since", args.since), ("--until", args.until), ("--user", args.user),
+                            ("--event", args.event), ("--output", args.output)) if v]
+    if given:
+        raise UsageError(f"verify 校验整个审计日志，不接受 {'、'.join(given)}")
+    check = verify(engine)
+    if not check.ok:
+        raise BangfuError(f"审计日志不完整：第一处断裂在 id={check.broken_id} 的记录（{check.problem}）")
+    print(f"审计日志完整：{check.rows} 条记录")
+    if check.legacy:
+        print(f"其中前 {check.legacy} 条写于哈希链启用之前（没有哈希），作为链的起点，无法校验")
+    if check.last_hash:
+        print(f"最后一条记录 id={check.last_id}，哈希 {check.last_hash}（可另行保存，用于日后发现整条链被重写）")
+    return EXIT_OK
+
+
 def cmd_db(args) -> int:
     if args.db_command == "grant-readonly":
         from .db import make_engine, safe_url
@@ -541,7 +565,7 @@ def cmd_db(args) -> int:
         for w in warnings:
             print(f"警告：{w}", file=sys.stderr)
         print(f"{'已创建' if created else '已更新'}只读角色 {args.role}：{safe_url(str(engine.url))} 上可查询全部表，"
-              f"只可写入审计日志和登录失败计数；语句时限 15s")
+              f"只能经两个受限函数写入审计日志和登录计数，可写会话表；语句时限 15s")
         return EXIT_OK
     return cmd_db_upgrade(args)
 

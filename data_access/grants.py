@@ -9,17 +9,23 @@ Two roles are meant to reach the database:
   - ``CONNECT`` to the database and use schema ``public``;
   - ``SELECT`` every table, now and later (``ALTER DEFAULT PRIVILEGES`` for tables the role running this
     command creates afterwards — run it as the owner / migration role);
-  - ``INSERT`` into ``audit_log`` (and ``USAGE`` on its id sequence): pages record logins, page views,
-    exports and unmasking;
-  - ``UPDATE`` only the columns ``users.failed_attempts``, ``users.locked_until`` and ``users.updated_at``
-    (column privileges): a failed sign-in must count towards the lockout. It cannot change a role,
-    scope, password hash, ``can_unmask`` or ``disabled``, nor touch an existing audit row.
+  - ``EXECUTE`` the two SECURITY DEFINER functions of migration 0009 — the only way it writes the audit
+    log and the sign-in counters: ``bangfu_audit_append`` (one row appended to the hash chain; not the
+    events of the owner's commands, and with the database's clock) and ``bangfu_login_result`` (the
+    bookkeeping of one sign-in attempt: ``login_throttle``, ``users.failed_attempts``/``locked_until``,
+    the login audit rows). It has no INSERT on ``audit_log`` and no UPDATE on ``users`` or
+    ``login_throttle``: it can neither reset a lockout counter at will nor insert or alter audit rows
+    other than through those functions. (The database cannot check an argon2 password, so a role that
+    calls ``bangfu_login_result`` with ``password_ok = true`` clears that name's count — but never without
+    a ``login_ok`` row in the chain.);
+  - ``SELECT``, ``INSERT`` and ``UPDATE (last_seen_at, revoked_at, expires_at)`` on ``sessions``: the
+    dashboard signs users in and out and keeps its sessions alive (data_access.sessions).
 
   Nothing else: no INSERT/UPDATE/DELETE/TRUNCATE on the ledger, no CREATE in ``public``. The role gets
   ``statement_timeout = '15s'`` (``ALTER ROLE ... SET``) on top of what the app's engine sets
   (``db.make_engine(dashboard=True)``), and is NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT.
 
-Running it again is safe: it first revokes whatever the role had on the tables and sequences of
+Running it again is safe: it first revokes whatever the role had on the tables, sequences and functions of
 ``public`` and then grants the above, so the result is the same each time. It refuses a superuser,
 the role it is connected as, and a role that owns tables in ``public`` (an owner can always write).
 """
@@ -35,7 +41,8 @@ from .db import BangfuError
 
 ROLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 ROLE_STATEMENT_TIMEOUT = "15s"
-USERS_WRITABLE_COLUMNS = ("failed_attempts", "locked_until", "updated_at")
+SESSIONS_WRITABLE_COLUMNS = ("last_seen_at", "revoked_at", "expires_at")
+FUNCTIONS = ("bangfu_audit_append", "bangfu_login_result")  # migration 0009
 
 
 def grant_readonly(engine: Engine, role: str, password: str | None = None) -> tuple[bool, list[str]]:
@@ -60,12 +67,14 @@ def grant_readonly(engine: Engine, role: str, password: str | None = None) -> tu
         ).scalar()
         if owned:
             raise BangfuError(f"角色 {role} 拥有 public 模式中的 {owned} 张表，表的所有者总能写入，不能作为只读角色")
-        missing = [t for t in ("users", "audit_log") if conn.execute(
+        missing = [t for t in ("users", "audit_log", "sessions", "login_throttle") if conn.execute(
             text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is None]
+        missing += [f"{f}()" for f in FUNCTIONS if not conn.execute(
+            text("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                 "WHERE n.nspname = 'public' AND p.proname = :f"), {"f": f}).scalar()]
         if missing:
-            raise BangfuError("数据库结构不是最新（缺少 " + "、".join(missing) + " 表），请先运行 bangfu db upgrade")
+            raise BangfuError("数据库结构不是最新（缺少 " + "、".join(missing) + "），请先运行 bangfu db upgrade")
         db = conn.execute(text("SELECT current_database()")).scalar()
-        seq = conn.execute(text("SELECT pg_get_serial_sequence('public.audit_log', 'id')")).scalar()
 
         cur = conn.connection.cursor()
         attrs = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS")
@@ -80,19 +89,20 @@ def grant_readonly(engine: Engine, role: str, password: str | None = None) -> tu
             # start from nothing on this schema's objects, so that a second run gives the same result
             sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(ident),
             sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {}").format(ident),
+            sql.SQL("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {}").format(ident),
             sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(ident),
             sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(sql.Identifier(db), ident),
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), ident),
             sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
             sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident),
             sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(ident),
-            sql.SQL("GRANT INSERT ON public.audit_log TO {}").format(ident),
-            sql.SQL("GRANT UPDATE ({}) ON public.users TO {}").format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in USERS_WRITABLE_COLUMNS), ident),
+            *[sql.SQL("GRANT EXECUTE ON FUNCTION public.{} TO {}").format(sql.Identifier(f), ident)
+              for f in FUNCTIONS],
+            sql.SQL("GRANT INSERT ON public.sessions TO {}").format(ident),
+            sql.SQL("GRANT UPDATE ({}) ON public.sessions TO {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in SESSIONS_WRITABLE_COLUMNS), ident),
             sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(ident, sql.Literal(ROLE_STATEMENT_TIMEOUT)),
         ]
-        if seq:
-            statements.append(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.SQL(seq), ident))
         for stmt in statements:
             cur.execute(stmt)
         cur.close()

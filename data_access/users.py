@@ -23,7 +23,7 @@ API (every ``bind`` is an Engine, or a Connection where noted; timestamps are na
 ``disable_user(engine, username, actor="cli") -> User``
 ``enable_user(engine, username, actor="cli") -> User``  also clears a lockout
 ``set_password(engine, username, password, actor="cli") -> User``  also clears a lockout
-``authenticate(engine, username, password, now=None) -> AuthResult``
+``authenticate(engine, username, password, now=None, client=None) -> AuthResult``
 ``login_oidc(engine, email, now=None) -> AuthResult``
 ``logout(bind, user_or_name, reason=None)``              records the ``logout`` event
 ``user_scope(user) -> Scope``
@@ -37,21 +37,41 @@ audit rows under the ``actor`` name, in the same transaction as the change.
 
 Sign-in (``authenticate``)
 --------------------------
-``AuthResult.ok`` is True only for an enabled, unlocked user with the right password. ``reason`` is one
-of ``ok``, ``unknown_user``, ``bad_password``, ``locked``, ``disabled``, ``no_password`` (and
-``unknown_email`` for ``login_oidc``). A page should say only "用户名或密码错误" for unknown_user /
-bad_password / no_password, so as not to tell which usernames exist; it may tell a locked user to wait
-until ``AuthResult.locked_until``. Five consecutive failures (``LOCKOUT_THRESHOLD``) lock the account for
-15 minutes (``LOCKOUT_DURATION``); the attempt that locks it returns ``reason="locked"``. Attempts during
-a lockout fail without checking the password and without extending the lock. A success resets the counter.
-An unknown username still costs one argon2 verification (against a dummy hash), so response time does
-not reveal whether it exists. The password is checked before ``disabled``: "disabled" is only reported to
-someone who knows the password. Every attempt writes ``login_ok`` or ``login_failed`` (``detail`` = the
-reason) and a lockout additionally writes ``login_locked``.
+``AuthResult.ok`` is True only for an enabled user with the right password whose name and client are not
+blocked. ``reason`` is one of ``ok``, ``unknown_user``, ``bad_password``, ``no_password``, ``disabled``,
+``locked`` (the name is locked), ``throttled`` (the client is blocked) (and ``unknown_email`` for
+``login_oidc``). A page gives ONE answer for unknown_user / bad_password / no_password ("用户名或密码错误")
+and one for locked / throttled (wait until ``AuthResult.locked_until``), so that nobody learns which
+usernames exist: every rule below treats a name that does not exist exactly like one that does, and every
+attempt costs one argon2 verification (against a dummy hash for an unknown name, also while blocked).
+"disabled" is only reported to someone who knows the password.
 
-The database writes of a sign-in touch only ``users.failed_attempts``, ``users.locked_until`` and
-``users.updated_at`` plus an INSERT into ``audit_log`` — exactly what ``bangfu db grant-readonly`` grants
-the dashboard's read-only role.
+Failures are counted twice, in ``login_throttle`` (``THROTTLE_WINDOW`` = 15 minutes, counted from the
+window's first failure):
+
+* per **client** (key ``c:<client>``; ``client`` is what the page passes: the browser's address, or a key
+  of its session when the address is unknown): ``CLIENT_THRESHOLD`` (10) failures in a window block that
+  client for ``LOCKOUT_DURATION`` (15 minutes), whatever names it tries;
+* per **name** (key ``u:<username>``, whether the user exists or not): ``ACCOUNT_THRESHOLD`` (20) failures
+  in a window, from all clients together, lock the name for 15 minutes for everybody.
+
+The account threshold is above what one client can reach: a client is blocked at its 10th failure in a
+window, refused attempts count nowhere, and a block lasts as long as a window, so any 15 minutes hold at
+most 2 × 10 − 1 = 19 failures of one client (9 at the end of one window, 10 at the start of the next,
+then a block). One client therefore cannot lock a user out (the user still signs in from another
+client), while guessing stays bounded: at most 10 attempts per client and 20 per name in any 15 minutes.
+Only several clients together can lock a name (and then only for 15 minutes after their last burst).
+Attempts while blocked are refused without looking at the password and extend nothing. A success clears
+the name's count (not the client's: a valid account must not buy more guesses at others). The count of an existing user is
+mirrored in ``users.failed_attempts`` / ``users.locked_until`` (``bangfu user list``);
+``enable_user``/``set_password`` clear it. Every attempt is audited: ``login_ok``; ``login_failed``
+(``detail`` = the reason; outcome ``denied`` for ``locked``/``throttled``/``disabled``); the attempt that
+locks a name adds ``login_locked``, the one that blocks a client adds ``login_throttled`` (object = client).
+
+On PostgreSQL all of these writes happen inside the SECURITY DEFINER function ``bangfu_login_result``
+(migration 0009), as owner and as the dashboard's read-only role alike; on SQLite ``_login_bookkeeping``
+does the same in Python under the database's write lock. The dashboard role cannot write the counters or
+``audit_log`` directly (``bangfu db grant-readonly``).
 
 The page should re-read the user (``get_user``) on every rerun and end the session when it is gone,
 disabled, or idle for longer than ``IDLE_TIMEOUT`` (env ``BANGFU_IDLE_TIMEOUT_MIN``, default 30).
@@ -93,19 +113,23 @@ from typing import NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import audit
 from . import settings
 from .db import BangfuError
 from .metrics import ALL, Conn, Scope
-from .schema import LEVEL_RANK, USER_ROLES, regions, units, users
+from .schema import LEVEL_RANK, USER_ROLES, login_throttle, regions, units, users
 
 ROLES = USER_ROLES
 ROLE_ZH = {"province": "省级", "city": "市级", "county": "县级", "unit": "派出单位"}
-LOCKOUT_THRESHOLD = 5
-LOCKOUT_DURATION = dt.timedelta(minutes=15)
+# sign-in throttling (see the module docstring; migration 0009's SQL holds the same numbers)
+CLIENT_THRESHOLD = 10  # failures of one client in a window: that client is blocked
+ACCOUNT_THRESHOLD = 20  # failures of one name (all clients) in a window: the name is locked
+LOCKOUT_THRESHOLD = ACCOUNT_THRESHOLD
+THROTTLE_WINDOW = dt.timedelta(minutes=15)
+LOCKOUT_DURATION = dt.timedelta(minutes=15)  # how long a block or a lock lasts
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{2,40}")
@@ -333,6 +357,8 @@ def _set_flags(engine: Engine, username: str, actor: str, event: str, **values) 
     with engine.begin() as conn:
         row = _require_user(conn, username)
         conn.execute(users.update().where(users.c.username == username).values(updated_at=audit.utcnow(), **values))
+        if "locked_until" in values:  # an administrator clears a lockout: the name's count too
+            conn.execute(login_throttle.delete().where(login_throttle.c.client == _account_key(username)))
         audit.record(conn, actor, event, object=username, scope=Scope(row.region_code, row.unit_id))
         return _user(_require_user(conn, username))
 
@@ -377,51 +403,111 @@ def _verify(stored_hash: str | None, password: str) -> bool:
         return False
 
 
-def authenticate(engine: Engine, username: str, password: str, now: dt.datetime | None = None) -> AuthResult:
-    """Check a username and password (see the module docstring); audited."""
+def _client_key(client: str | None) -> str:
+    return "c:" + (str(client) if client else "-")[:98]
+
+
+def _account_key(username: str) -> str:
+    return "u:" + (username or "")[:98]
+
+
+def authenticate(engine: Engine, username: str, password: str, now: dt.datetime | None = None,
+                 client: str | None = None) -> AuthResult:
+    """Check a username and password from ``client`` (see the module docstring); audited."""
     now = _now(now)
     username = (username or "").strip()[:100]
+    stored = None
+    if USERNAME_RE.fullmatch(username):
+        with engine.connect() as conn:
+            stored = conn.execute(select(users.c.password_hash).where(users.c.username == username)).scalar()
+    good = _verify(stored, password)  # always exactly one argon2 verification, whatever follows
     with engine.begin() as conn:
-        row = None
-        if USERNAME_RE.fullmatch(username):
-            row = conn.execute(_select_user().where(users.c.username == username).with_for_update()).first()
-        if row is None:
-            _verify(None, password)
-            audit.record(conn, username, audit.LOGIN_FAILED, object=username, outcome=audit.FAILED,
-                         detail="unknown_user", at=now)
-            return AuthResult(False, None, "unknown_user")
-        user = _user(row)
-        scope = user_scope(user)
-        if user.locked(now):
-            _verify(None, password)
-            audit.record(conn, username, audit.LOGIN_FAILED, object=username, scope=scope, outcome=audit.DENIED,
-                         detail="locked", at=now)
-            return AuthResult(False, None, "locked", user.locked_until)
-        good = _verify(row.password_hash, password)
-        if good and user.disabled:
+        if conn.dialect.name == "postgresql":
+            reason, until = conn.execute(
+                text("SELECT o_reason, o_until FROM bangfu_login_result(:u, :c, :ok, CAST(:now AS timestamp))"),
+                {"u": username, "c": client, "ok": good, "now": now}).one()
+        else:
+            reason, until = _login_bookkeeping(conn, username, client, good, now)
+        if reason == "ok":
+            return AuthResult(True, get_user(conn, username), "ok")
+    return AuthResult(False, None, reason, until)
+
+
+def _fmt_second(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _bump(row, now: dt.datetime, threshold: int) -> tuple[int, dt.datetime, dt.datetime | None]:
+    """One more failure on a throttle row (None: no row): (failures, window_start, blocked_until)."""
+    if row is not None and row.blocked_until is None and row.window_start > now - THROTTLE_WINDOW:
+        failures, start = row.failures + 1, row.window_start
+    else:
+        failures, start = 1, now
+    return failures, start, (now + LOCKOUT_DURATION if failures >= threshold else None)
+
+
+def _login_bookkeeping(conn: Connection, username: str, client: str | None, password_ok: bool,
+                       now: dt.datetime) -> tuple[str, dt.datetime | None]:
+    """SQLite's copy of bangfu_login_result (migration 0009): the counters, the mirror in ``users`` and the
+    audit rows of one attempt; returns (reason, blocked until). Keep the two identical."""
+    t = login_throttle
+    ckey, akey = _client_key(client), _account_key(username)
+    client_text = ckey[2:]
+    # the first statement writes: SQLite's write lock is held from here to commit (attempts are serialised)
+    conn.execute(t.delete().where(t.c.window_start <= now - THROTTLE_WINDOW,
+                                  (t.c.blocked_until.is_(None)) | (t.c.blocked_until <= now)))
+    c = conn.execute(select(t).where(t.c.client == ckey)).first()
+    a = conn.execute(select(t).where(t.c.client == akey)).first()
+    row = conn.execute(_select_user().where(users.c.username == username)).first()
+    user = _user(row) if row else None
+    scope = user_scope(user) if user else None
+
+    until, reason = None, None
+    if a is not None and a.blocked_until is not None and a.blocked_until > now:
+        until, reason = a.blocked_until, "locked"
+    if c is not None and c.blocked_until is not None and c.blocked_until > now:
+        until, reason = max(until or c.blocked_until, c.blocked_until), reason or "throttled"
+    if until is not None:
+        audit.record(conn, username, audit.LOGIN_FAILED, object=username, scope=scope, outcome=audit.DENIED,
+                     detail=reason, at=now)
+        return reason, until
+
+    if user is not None and password_ok and row.password_hash is not None:
+        if user.disabled:
             audit.record(conn, username, audit.LOGIN_FAILED, object=username, scope=scope, outcome=audit.DENIED,
                          detail="disabled", at=now)
-            return AuthResult(False, None, "disabled")
-        if good:
-            if user.failed_attempts or user.locked_until is not None:
-                conn.execute(users.update().where(users.c.username == username)
-                             .values(failed_attempts=0, locked_until=None, updated_at=now))
-            audit.record(conn, username, audit.LOGIN_OK, object=username, scope=scope, detail="password", at=now)
-            return AuthResult(True, get_user(conn, username), "ok")
-        # a failure: count it (a lock that has run out starts a fresh count)
-        base = 0 if user.locked_until is not None else user.failed_attempts
-        attempts = base + 1
-        locked_until = now + LOCKOUT_DURATION if attempts >= LOCKOUT_THRESHOLD else None
+            return "disabled", None
+        if a is not None:
+            conn.execute(t.delete().where(t.c.client == akey))
+        if user.failed_attempts or user.locked_until is not None:
+            conn.execute(users.update().where(users.c.username == username)
+                         .values(failed_attempts=0, locked_until=None, updated_at=now))
+        audit.record(conn, username, audit.LOGIN_OK, object=username, scope=scope, detail="password", at=now)
+        return "ok", None
+
+    reason = "unknown_user" if user is None else "no_password" if row.password_hash is None else "bad_password"
+    cf, cw, cb = _bump(c, now, CLIENT_THRESHOLD)
+    af, aw, ab = _bump(a, now, ACCOUNT_THRESHOLD)
+    for key, old, (failures, start, blocked) in ((ckey, c, (cf, cw, cb)), (akey, a, (af, aw, ab))):
+        values = {"failures": failures, "window_start": start, "blocked_until": blocked}
+        if old is None:
+            conn.execute(t.insert().values(client=key, **values))
+        else:
+            conn.execute(t.update().where(t.c.client == key).values(**values))
+    if user is not None:
         conn.execute(users.update().where(users.c.username == username)
-                     .values(failed_attempts=attempts, locked_until=locked_until, updated_at=now))
-        reason = "no_password" if row.password_hash is None else "bad_password"
-        audit.record(conn, username, audit.LOGIN_FAILED, object=username, scope=scope, outcome=audit.FAILED,
-                     detail=reason, at=now)
-        if locked_until is not None:
-            audit.record(conn, username, audit.LOGIN_LOCKED, object=username, scope=scope,
-                         detail={"failed_attempts": attempts, "locked_until": locked_until.isoformat()}, at=now)
-            return AuthResult(False, None, "locked", locked_until)
-        return AuthResult(False, None, reason)
+                     .values(failed_attempts=af, locked_until=ab, updated_at=now))
+    audit.record(conn, username, audit.LOGIN_FAILED, object=username, scope=scope, outcome=audit.FAILED,
+                 detail=reason, at=now)
+    if ab is not None:
+        audit.record(conn, username, audit.LOGIN_LOCKED, object=username, scope=scope,
+                     detail={"failed_attempts": af, "locked_until": _fmt_second(ab)}, at=now)
+    if cb is not None:
+        audit.record(conn, username, audit.LOGIN_THROTTLED, object=client_text,
+                     detail={"blocked_until": _fmt_second(cb), "failures": cf}, at=now)
+    if ab is not None or cb is not None:
+        return ("locked" if ab is not None else "throttled"), max(x for x in (ab, cb) if x is not None)
+    return reason, None
 
 
 def login_oidc(engine: Engine, email: str, now: dt.datetime | None = None) -> AuthResult:

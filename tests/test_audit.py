@@ -11,12 +11,14 @@ import sys
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
 
 from data_access import audit
 from data_access import users as us
 from data_access.cli import main
 from data_access.metrics import Scope
 
+from .cheap_hash import cheap_hash  # noqa: F401 - a fixture
 from .conftest import write_ledger
 from .ledgers import V1, V2, V3, base, hh, pr
 
@@ -72,33 +74,50 @@ def test_import_events(imported, db_url, tmp_path, capsys, monkeypatch):
     assert got[1]["object"].endswith("bad") and "1 处错误" in got[1]["detail"]
 
 
-def test_login_events(imported):
+def test_login_events(imported, cheap_hash):
     engine = imported
     us.add_user(engine, "zhang", PW, "county", region="130102")
-    assert us.authenticate(engine, "zhang", PW, now=T0).ok
+    assert us.authenticate(engine, "zhang", PW, now=T0, client="ip:10.0.0.1").ok
     r = only(engine, audit.LOGIN_OK)
     assert r == {**r, "username": "zhang", "event": "login_ok", "object": "zhang", "scope": "region=130102",
                  "outcome": "ok", "detail": "password", "at": T0}
 
-    us.authenticate(engine, "zhang", "wrong-password", now=T0)
+    us.authenticate(engine, "zhang", "wrong-password", now=T0, client="ip:10.0.0.1")
     r = only(engine, audit.LOGIN_FAILED)
     assert (r["username"], r["outcome"], r["detail"], r["scope"]) == ("zhang", "failed", "bad_password", "region=130102")
 
-    for i in range(4):
-        us.authenticate(engine, "zhang", "wrong-password", now=T0 + dt.timedelta(seconds=i + 1))
+    # 19 more failures from four clients (none of them reaches the client threshold): the name is locked
+    for i in range(us.ACCOUNT_THRESHOLD - 1):
+        us.authenticate(engine, "zhang", "wrong-password", now=T0 + dt.timedelta(seconds=i + 1),
+                        client=f"ip:10.0.1.{i % 4}")
     r = only(engine, audit.LOGIN_LOCKED)
-    assert (r["username"], r["outcome"]) == ("zhang", "ok")
-    assert json.loads(r["detail"]) == {"failed_attempts": 5,
-                                       "locked_until": (T0 + dt.timedelta(seconds=4) + us.LOCKOUT_DURATION).isoformat()}
-    us.authenticate(engine, "zhang", PW, now=T0 + dt.timedelta(minutes=1))
+    assert (r["username"], r["object"], r["scope"], r["outcome"]) == ("zhang", "zhang", "region=130102", "ok")
+    until = T0 + dt.timedelta(seconds=us.ACCOUNT_THRESHOLD - 1) + us.LOCKOUT_DURATION
+    assert json.loads(r["detail"]) == {"failed_attempts": us.ACCOUNT_THRESHOLD,
+                                       "locked_until": until.strftime("%Y-%m-%dT%H:%M:%S")}
+    assert rows(engine, audit.LOGIN_THROTTLED) == []
+    us.authenticate(engine, "zhang", PW, now=T0 + dt.timedelta(minutes=1), client="ip:10.0.2.1")
     failed = rows(engine, audit.LOGIN_FAILED)
-    assert [x["detail"] for x in failed] == ["bad_password"] * 5 + ["locked"]
+    assert [x["detail"] for x in failed] == ["bad_password"] * us.ACCOUNT_THRESHOLD + ["locked"]
     assert failed[-1]["outcome"] == "denied"
 
-    us.authenticate(engine, "ghost", PW, now=T0)
+    us.authenticate(engine, "ghost", PW, now=T0, client="ip:10.0.0.1")
     ghost = audit.query(engine, username="ghost").to_dict("records")
     assert [(g["event"], g["outcome"], g["detail"], g["scope"], g["at"]) for g in ghost] == [
         ("login_failed", "failed", "unknown_user", None, T0)]
+
+    # a client that fails too often is blocked (login_throttled, object = the client), whatever the names
+    t1 = T0 + dt.timedelta(hours=1)
+    for i in range(us.CLIENT_THRESHOLD + 1):
+        us.authenticate(engine, f"guess{i}", "wrong-password", now=t1 + dt.timedelta(seconds=i), client="ip:192.0.2.9")
+    r = only(engine, audit.LOGIN_THROTTLED)
+    blocked = t1 + dt.timedelta(seconds=us.CLIENT_THRESHOLD - 1) + us.LOCKOUT_DURATION
+    assert (r["username"], r["object"], r["scope"]) == (f"guess{us.CLIENT_THRESHOLD - 1}", "ip:192.0.2.9", None)
+    assert json.loads(r["detail"]) == {"failures": us.CLIENT_THRESHOLD,
+                                       "blocked_until": blocked.strftime("%Y-%m-%dT%H:%M:%S")}
+    last = audit.query(engine, username=f"guess{us.CLIENT_THRESHOLD}").to_dict("records")
+    assert [(x["event"], x["outcome"], x["detail"]) for x in last] == [("login_failed", "denied", "throttled")]
+    assert audit.verify(engine).ok
 
 
 def test_logout_page_view_export_unmask(imported):
@@ -223,3 +242,109 @@ def test_record_and_query_details(engine):
     assert len(audit.query(engine, limit=1)) == 1
     assert audit.query(engine, until=dt.date(2025, 12, 31))["event"].tolist() == ["logout"]
     assert audit.query(engine, since=dt.datetime(2026, 1, 1)).event.tolist() == ["page_view"]
+
+
+# ---------------------------------------------------------------------------- the hash chain
+
+
+def _sql(engine, statement, **params):
+    with engine.begin() as conn:
+        return conn.execute(text(statement), params)
+
+
+def _verify(capsys, monkeypatch, db_url):
+    return run(capsys, monkeypatch, "audit", "verify", "--db", db_url)
+
+
+def test_verify_passes_on_a_clean_log_and_names_an_edited_or_deleted_row(imported, db_url, capsys, monkeypatch):
+    engine = imported
+    for i in range(6):
+        audit.record_page_view(engine, "li", f"页面{i}", Scope(region="130102"))
+    audit.record(engine, "li", audit.EXPORT, object="overdue", detail={"rows": 3, "masked": True})
+    n = len(rows(engine))
+    code, out, err = _verify(capsys, monkeypatch, db_url)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"审计日志完整：{n} 条记录" and "哈希" in lines[-1]
+    assert "哈希链启用之前" not in out
+    check = audit.verify(engine)
+    assert (check.ok, check.rows, check.legacy) == (True, n, 0)
+    assert check.last_hash and len(check.last_hash) == 64
+
+    ids = [r["id"] for r in rows(engine)]
+    mid = ids[3]
+    original = _sql(engine, "SELECT object FROM audit_log WHERE id = :i", i=mid).scalar()
+    # someone edits a row in the middle: that row is named
+    _sql(engine, "UPDATE audit_log SET object = '页面X' WHERE id = :i", i=mid)
+    code, out, err = _verify(capsys, monkeypatch, db_url)
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert f"id={mid} " in err and "被改动" in err
+    # ... or the time of a row (the same check, another field)
+    _sql(engine, "UPDATE audit_log SET object = :o WHERE id = :i", o=original, i=mid)
+    assert _verify(capsys, monkeypatch, db_url)[0] == 0
+    _sql(engine, "UPDATE audit_log SET outcome = 'denied' WHERE id = :i", i=ids[1])
+    code, out, err = _verify(capsys, monkeypatch, db_url)
+    assert code == 1 and f"id={ids[1]} " in err
+    _sql(engine, "UPDATE audit_log SET outcome = 'ok' WHERE id = :i", i=ids[1])
+    assert _verify(capsys, monkeypatch, db_url)[0] == 0
+    # someone deletes a row in the middle: the row after it is named
+    _sql(engine, "DELETE FROM audit_log WHERE id = :i", i=mid)
+    code, out, err = _verify(capsys, monkeypatch, db_url)
+    assert code == 1 and err.count("\n") == 1
+    assert f"id={ids[4]} " in err and "删除" in err
+    # verifying writes nothing; export options are refused
+    assert len(rows(engine)) == n - 1
+    code, out, err = run(capsys, monkeypatch, "audit", "verify", "--user", "li", "--db", db_url)
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_rows_from_before_the_chain_are_its_start(engine, db_url, capsys, monkeypatch):
+    from data_access.schema import audit_log
+
+    with engine.begin() as conn:  # written before migration 0008: no hashes
+        for i in range(2):
+            conn.execute(audit_log.insert().values(at=T0, username="old", event="page_view", object=f"p{i}",
+                                                   outcome="ok"))
+    for i in range(3):
+        audit.record(engine, "new", audit.PAGE_VIEW, object=f"q{i}")
+    first_new = rows(engine)[2]
+    assert first_new["username"] == "new"
+    assert _sql(engine, "SELECT prev_hash FROM audit_log WHERE id = :i", i=first_new["id"]).scalar() is None
+    code, out, err = _verify(capsys, monkeypatch, db_url)
+    assert code == 0, err
+    assert out.splitlines()[0] == "审计日志完整：5 条记录"
+    assert "前 2 条写于哈希链启用之前" in out
+    # but a row without a hash after the chain has begun is a break
+    with engine.begin() as conn:
+        conn.execute(audit_log.insert().values(at=T0, username="evil", event="page_view", outcome="ok"))
+    bad = _sql(engine, "SELECT max(id) FROM audit_log").scalar()
+    code, out, err = _verify(capsys, monkeypatch, db_url)
+    assert code == 1 and f"id={bad} " in err
+
+
+def test_concurrent_appends_keep_one_chain(engine):
+    """Two threads, each on its own connection, append at the same time: still one valid chain."""
+    import threading
+
+    start = threading.Barrier(2)
+    errors = []
+
+    def worker(name):
+        try:
+            start.wait()
+            for i in range(25):
+                with engine.begin() as conn:
+                    audit.record(conn, name, audit.PAGE_VIEW, object=f"{name}{i}")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    check = audit.verify(engine)
+    assert (check.ok, check.rows, check.legacy) == (True, 50, 0), check
+    prevs = _sql(engine, "SELECT prev_hash FROM audit_log").scalars().all()
+    assert len(set(prevs)) == 50  # no two rows chained to the same predecessor (no fork)

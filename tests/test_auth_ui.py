@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from data_access import audit, db, users
 from data_access.ledger import import_ledger
 
+from .cheap_hash import cheap_hash  # noqa: F401 - a fixture
 from .conftest import write_ledger
 from .pages_ledger import AS_OF, tables
 
@@ -77,8 +78,10 @@ def app_db(auth_db, monkeypatch):
     url, engine = auth_db
     monkeypatch.setenv("DATABASE_URL", url)
     with engine.begin() as conn:  # fresh lockout counters
+        from data_access.schema import login_throttle
         from data_access.schema import users as t
         conn.execute(t.update().values(failed_attempts=0, locked_until=None))
+        conn.execute(login_throttle.delete())
     _clear_caches()
     yield url, engine
     _clear_caches()
@@ -156,28 +159,39 @@ def audit_rows(engine, **kw):
 # ------------------------------------------------------------------------------------------- sign-in
 
 
-def test_login_form_before_any_page_and_wrong_password_then_lockout(app_db):
+def _try(at: AppTest, name: str, password: str) -> str:
+    at.text_input(key="login_user").input(name)
+    at.text_input(key="login_password").input(password)
+    ok(at.button[0].click().run())
+    return at.error[0].value if at.error else ""
+
+
+def test_login_form_before_any_page_one_answer_and_throttling_by_client(app_db, cheap_hash):
     _, engine = app_db
-    at = ok(AppTest.from_file(APP, default_timeout=60).run())
-    assert has_login_form(at) and not at.metric and not at.dataframe and not at.get("plotly_chart")
-    assert [b.label for b in at.button] == ["登录"]
-    at.text_input(key="login_user").input("nobody")
-    at.text_input(key="login_password").input("whatever-1")
-    ok(at.button[0].click().run())
-    assert at.error[0].value == "用户名或密码错误"
-    for i in range(users.LOCKOUT_THRESHOLD):
-        at.text_input(key="login_user").input("county_b")
-        at.text_input(key="login_password").input("wrong-password")
-        ok(at.button[0].click().run())
-        msg = at.error[0].value
-        if i < users.LOCKOUT_THRESHOLD - 1:
-            assert msg == "用户名或密码错误"
-    assert "账号已锁定" in msg and "北京时间" in msg and "后再试" in msg
-    # the right password does not help during the lockout
-    at.text_input(key="login_password").input(PW)
-    ok(at.button[0].click().run())
-    assert "账号已锁定" in at.error[0].value and not at.metric
-    assert len(audit_rows(engine, username="county_b", event=audit.LOGIN_LOCKED)) == 1
+    if users.get_user(engine, "lock_me") is None:
+        users.add_user(engine, "lock_me", PW, "county", region=CHANG_AN)
+    t0 = audit.utcnow()
+    answers = {}
+    for name in ("nobody", "lock_me"):
+        at = ok(AppTest.from_file(APP, default_timeout=60).run())  # a browser of its own (its own client)
+        assert has_login_form(at) and not at.metric and not at.dataframe and not at.get("plotly_chart")
+        assert [b.label for b in at.button] == ["登录"]
+        answers[name] = [re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "<time>", _try(at, name, "wrong-password"))
+                         for _ in range(users.CLIENT_THRESHOLD + 2)]
+    # whether the name exists or not: the same answers, attempt by attempt
+    assert answers["nobody"] == answers["lock_me"]
+    first = users.CLIENT_THRESHOLD - 1
+    assert answers["lock_me"][:first] == ["用户名或密码错误"] * first
+    assert answers["lock_me"][first:] == ["登录失败次数过多，已暂停登录，请于 <time>（北京时间）后再试。"] * 3
+    # this browser is blocked, even with the right password ...
+    assert "登录失败次数过多" in _try(at, "lock_me", PW) and not at.metric
+    # ... but the account is not locked: the user signs in from another browser
+    other = login("lock_me", as_of=D)
+    assert other.metric and not has_login_form(other)
+    throttled = audit_rows(engine, since=t0, event=audit.LOGIN_THROTTLED)
+    assert len(throttled) == 2 and all(o.startswith("session:") for o in throttled["object"])
+    refused = audit_rows(engine, since=t0, username="lock_me", event=audit.LOGIN_FAILED, outcome="denied")
+    assert list(refused["detail"]) == ["throttled"] * 3
 
 
 def test_login_shows_user_and_logout_clears_the_session(app_db):
@@ -285,6 +299,27 @@ def test_county_user_never_sees_another_county(app_db, page):
             assert at.selectbox(key="f_county").options == ["长安区"]
             assert at.selectbox(key="f_city").options == ["石家庄市"]
             assert all(o in ("全部单位", "长安区农业农村局") for o in at.selectbox(key="f_unit").options)
+
+
+def test_a_denied_scope_url_is_audited_once_per_request(app_db):
+    _, engine = app_db
+    t0 = audit.utcnow()
+    at = login("county_a", as_of=D)
+    goto(at, "coverage", region=LUNAN)
+    assert "您无权查看该范围的数据" in warnings(at)
+    ok(at.run())
+    ok(at.run())  # reruns of the same request write nothing more
+    denied = audit_rows(engine, since=t0, username="county_a", event=audit.SCOPE_DENIED)
+    assert len(denied) == 1
+    r = denied.iloc[0]
+    assert (r["object"], r["scope"], r["outcome"]) == (f"region={LUNAN}", f"region={CHANG_AN}", "denied")
+    goto(at, "coverage")  # an allowed view, then two more denied requests
+    goto(at, "cap", unit="U4")
+    assert "您无权查看该范围的数据" in warnings(at)
+    goto(at, "meeting", region=LUNAN)
+    denied = audit_rows(engine, since=t0, username="county_a", event=audit.SCOPE_DENIED, newest_first=False)
+    assert list(denied["object"]) == [f"region={LUNAN}", "unit=U4", f"region={LUNAN}"]
+    assert audit.verify(engine).ok
 
 
 def test_unit_user_and_county_unit_pages(app_db):

@@ -18,6 +18,7 @@ from data_access import users as us
 from data_access.cli import main
 from data_access.db import make_engine
 
+from .cheap_hash import cheap_hash  # noqa: F401 - a fixture
 from .conftest import write_ledger
 from .ledgers import V1, base, hh, pr
 
@@ -90,7 +91,21 @@ def test_readonly_role_reads_but_cannot_write(readonly_role, pg):
         "ALTER TABLE households ADD COLUMN evil int",
         "DROP TABLE ratings",
         "CREATE INDEX evil_ix ON households (head_name)",
-        # users: only the sign-in counters; audit_log: only new rows
+        # users, login_throttle and audit_log: written only through the functions of migration 0009
+        "UPDATE users SET failed_attempts = 0",
+        "UPDATE users SET locked_until = NULL, updated_at = now()",
+        "INSERT INTO audit_log (at, username, event, outcome) VALUES (now(), 'cli', 'import', 'ok')",
+        "INSERT INTO audit_log (at, username, event, outcome) VALUES (now(), 'zhang', 'page_view', 'ok')",
+        "UPDATE login_throttle SET failures = 0",
+        "DELETE FROM login_throttle",
+        "INSERT INTO login_throttle (client, failures, window_start) VALUES ('c:x', 0, now())",
+        "SELECT bangfu_audit_insert('cli', 'import', 'x', NULL, 'ok', NULL, now()::timestamp)",
+        # the append function refuses the events of the owner's commands and of the lockout bookkeeping
+        "SELECT bangfu_audit_append('cli', 'user_add', 'evil', 'all', 'ok', NULL, NULL)",
+        "SELECT bangfu_audit_append('zhang', 'login_locked', 'zhang', NULL, 'ok', NULL, NULL)",
+        # sessions: new rows and their times only
+        "UPDATE sessions SET username = 'prov'",
+        "DELETE FROM sessions",
         "UPDATE users SET role = 'province'",
         "UPDATE users SET can_unmask = true",
         "UPDATE users SET password_hash = 'x'",
@@ -117,6 +132,65 @@ def test_readonly_role_reads_but_cannot_write(readonly_role, pg):
     with pytest.raises(ProgrammingError):
         us.disable_user(ro, "zhang")
     assert not us.get_user(pg, "zhang").disabled
+
+
+def test_readonly_role_signs_in_throttles_and_audits_through_the_functions(cheap_hash, readonly_role, pg, db_url,
+                                                                           capsys):
+    """As the read-only role: the lockout bookkeeping, the audit chain and the sessions work exactly as for
+    the owner (and the functions use the database's clock, not the caller's)."""
+    role, ro = readonly_role
+    us.add_user(pg, "li", PW, "province")
+    # one client fails until it is blocked; the same account still signs in from another client
+    reasons = [us.authenticate(ro, "li", "wrong-password", client="ip:192.0.2.1").reason
+               for _ in range(us.CLIENT_THRESHOLD + 1)]
+    assert reasons == ["bad_password"] * (us.CLIENT_THRESHOLD - 1) + ["throttled", "throttled"]
+    r = us.authenticate(ro, "li", PW, client="ip:192.0.2.1")
+    assert (r.ok, r.reason) == (False, "throttled") and r.locked_until > audit.utcnow() + dt.timedelta(minutes=14)
+    assert us.get_user(pg, "li").failed_attempts == us.CLIENT_THRESHOLD
+    assert us.authenticate(ro, "li", PW, client="ip:192.0.2.2").ok
+    assert us.get_user(pg, "li").failed_attempts == 0
+    # an unknown name is counted the same way
+    assert us.authenticate(ro, "ghost", PW, client="ip:192.0.2.3").reason == "unknown_user"
+    with pg.connect() as conn:
+        keys = set(conn.execute(text("SELECT client FROM login_throttle")).scalars())
+    assert keys == {"c:ip:192.0.2.1", "c:ip:192.0.2.3", "u:ghost"}
+    # a back-dated row from the dashboard role gets the database's time
+    audit.record(ro, "li", audit.EXPORT, object="overdue", at=dt.datetime(2000, 1, 1))
+    last = audit.query(pg, username="li", event="export").iloc[0]
+    assert abs(last["at"] - audit.utcnow()) < dt.timedelta(minutes=5)
+    ev = audit.query(pg, username="li", newest_first=False)["event"].tolist()
+    assert ev.count("login_failed") == us.CLIENT_THRESHOLD + 2 and ev.count("login_throttled") == 1
+    assert ev[-2:] == ["login_ok", "export"]
+    # the chain holds, and the read-only role can verify it
+    ro_url = ro.url.render_as_string(hide_password=False)
+    code, out, err = run(capsys, "audit", "verify", "--db", ro_url)
+    assert code == 0 and out.startswith("审计日志完整："), err
+    # sessions: the dashboard creates, touches and revokes its sessions
+    now = audit.utcnow()
+    with ro.begin() as conn:
+        conn.execute(text("INSERT INTO sessions (token_hash, username, kind, client, created_at, last_seen_at, "
+                          "expires_at) VALUES ('h1', 'li', 'user', 'ip:192.0.2.2', :n, :n, :e)"),
+                     {"n": now, "e": now + dt.timedelta(hours=1)})
+        conn.execute(text("UPDATE sessions SET last_seen_at = :n, expires_at = :e WHERE token_hash = 'h1'"),
+                     {"n": now, "e": now + dt.timedelta(hours=2)})
+        conn.execute(text("UPDATE sessions SET revoked_at = :n WHERE token_hash = 'h1'"), {"n": now})
+        assert conn.execute(text("SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL")).scalar() == 1
+
+
+def test_grant_readonly_needs_the_functions(pg, db_url, capsys):
+    """A database whose schema predates migration 0009 is refused with one line (run bangfu db upgrade)."""
+    role = f"bangfu_ro_{uuid.uuid4().hex[:8]}"
+    with pg.begin() as conn:
+        conn.execute(text("ALTER FUNCTION bangfu_login_result(text, text, boolean, timestamp) "
+                          "RENAME TO bangfu_login_result_away"))
+    try:
+        code, out, err = run(capsys, "db", "grant-readonly", role, "--db", db_url)
+        assert code == 1 and err.count("\n") == 1 and "bangfu_login_result" in err and "bangfu db upgrade" in err
+    finally:
+        with pg.begin() as conn:
+            conn.execute(text("ALTER FUNCTION bangfu_login_result_away(text, text, boolean, timestamp) "
+                              "RENAME TO bangfu_login_result"))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
 
 
 def test_grant_readonly_again_and_bad_input(readonly_role, pg, db_url, capsys):

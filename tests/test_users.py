@@ -22,6 +22,7 @@ from data_access.ledger import import_ledger
 from data_access.metrics import ALL, Scope
 from data_access.users import NOTHING, UserError, effective_scope
 
+from .cheap_hash import cheap_hash  # noqa: F401 - a fixture
 from .conftest import write_ledger
 from .ledgers import V1, V2, V3, base, hh, pr
 
@@ -204,45 +205,165 @@ def test_oidc_only_user(small, db_url, capsys, monkeypatch):
 # ---------------------------------------------------------------------------- sign-in
 
 
-def test_authenticate_lockout_and_expiry(small):
+def _fail(engine, name, client, at, password="wrong-password"):
+    return us.authenticate(engine, name, password, now=at, client=client)
+
+
+def _answer(r: us.AuthResult):
+    """What the person at the login form learns: one answer for every kind of wrong name or password, one
+    for every kind of block (with its end)."""
+    if r.ok:
+        return ("ok",)
+    if r.reason in ("unknown_user", "bad_password", "no_password"):
+        return ("wrong",)
+    if r.reason in ("locked", "throttled"):
+        return ("blocked", r.locked_until)
+    return (r.reason,)
+
+
+def test_client_throttle_account_lock_and_expiry(small, cheap_hash):
     us.add_user(small, "zhang", PW, "county", region="130102")
-    r = us.authenticate(small, "zhang", PW, now=T0)
+    r = us.authenticate(small, "zhang", PW, now=T0, client="ip:10.0.0.1")
     assert r.ok and r.reason == "ok" and r.user.username == "zhang" and r.user.scope == Scope(region="130102")
-    for i in range(1, 5):
-        r = us.authenticate(small, "zhang", "wrong-password", now=T0 + dt.timedelta(seconds=i))
-        assert (r.ok, r.user, r.reason) == (False, None, "bad_password")
+    # one client: blocked at its 10th failure, for 15 minutes
+    for i in range(1, us.CLIENT_THRESHOLD):
+        r = _fail(small, "zhang", "ip:10.0.0.1", T0 + dt.timedelta(seconds=i))
+        assert (r.ok, r.user, r.reason, r.locked_until) == (False, None, "bad_password", None)
         assert us.get_user(small, "zhang").failed_attempts == i
-    r = us.authenticate(small, "zhang", "wrong-password", now=T0 + dt.timedelta(seconds=5))
-    assert (r.ok, r.reason) == (False, "locked")
-    assert r.locked_until == T0 + dt.timedelta(seconds=5) + us.LOCKOUT_DURATION
-    # locked: the right password does not help, and does not extend the lock
-    r = us.authenticate(small, "zhang", PW, now=T0 + dt.timedelta(minutes=10))
-    assert (r.ok, r.reason) == (False, "locked")
-    assert us.get_user(small, "zhang").locked_until == T0 + dt.timedelta(seconds=5) + us.LOCKOUT_DURATION
+    t10 = T0 + dt.timedelta(seconds=us.CLIENT_THRESHOLD)
+    r = _fail(small, "zhang", "ip:10.0.0.1", t10)
+    assert (r.ok, r.reason, r.locked_until) == (False, "throttled", t10 + us.LOCKOUT_DURATION)
+    # the blocked client gets nowhere, even with the right password, and the block is not extended ...
+    r = us.authenticate(small, "zhang", PW, now=t10 + dt.timedelta(minutes=5), client="ip:10.0.0.1")
+    assert (r.ok, r.reason, r.locked_until) == (False, "throttled", t10 + us.LOCKOUT_DURATION)
+    # ... while the user signs in from another client (the account is not locked)
+    assert us.get_user(small, "zhang").locked_until is None
+    r = us.authenticate(small, "zhang", PW, now=t10 + dt.timedelta(minutes=5), client="ip:10.0.0.2")
+    assert r.ok
+    assert us.get_user(small, "zhang").failed_attempts == 0
+    # after the block the first client may try again
+    r = us.authenticate(small, "zhang", PW, now=t10 + dt.timedelta(minutes=16), client="ip:10.0.0.1")
+    assert r.ok
+
+    # many clients together lock the name, for everybody, at the 20th failure
+    t1 = T0 + dt.timedelta(hours=1)
+    for i in range(us.ACCOUNT_THRESHOLD - 1):
+        r = _fail(small, "zhang", f"ip:10.1.0.{i % 4}", t1 + dt.timedelta(seconds=i))
+        assert r.reason == "bad_password"
+    t20 = t1 + dt.timedelta(seconds=us.ACCOUNT_THRESHOLD)
+    r = _fail(small, "zhang", "ip:10.1.0.9", t20)
+    assert (r.ok, r.reason, r.locked_until) == (False, "locked", t20 + us.LOCKOUT_DURATION)
+    u = us.get_user(small, "zhang")
+    assert (u.failed_attempts, u.locked_until) == (us.ACCOUNT_THRESHOLD, t20 + us.LOCKOUT_DURATION)
+    r = us.authenticate(small, "zhang", PW, now=t20 + dt.timedelta(minutes=10), client="ip:10.2.0.1")
+    assert (r.ok, r.reason, r.locked_until) == (False, "locked", t20 + us.LOCKOUT_DURATION)
+    assert us.get_user(small, "zhang").locked_until == t20 + us.LOCKOUT_DURATION
     # after 15 minutes a wrong password starts a fresh count
-    r = us.authenticate(small, "zhang", "wrong-password", now=T0 + dt.timedelta(minutes=16))
+    r = _fail(small, "zhang", "ip:10.2.0.1", t20 + dt.timedelta(minutes=16))
     assert r.reason == "bad_password"
     assert us.get_user(small, "zhang").failed_attempts == 1
-    r = us.authenticate(small, "zhang", PW, now=T0 + dt.timedelta(minutes=17))
+    r = us.authenticate(small, "zhang", PW, now=t20 + dt.timedelta(minutes=17), client="ip:10.2.0.1")
     assert r.ok
     u = us.get_user(small, "zhang")
     assert u.failed_attempts == 0 and u.locked_until is None
 
 
-def test_counter_resets_on_success_and_admin_unlock(small):
+def test_one_client_cannot_lock_out_a_user(small, cheap_hash):
+    """The worst a single client can do, again and again: a failure on another name opens its window, 8
+    failures on the victim just before that window ends, 10 more right after (then it is blocked) — the
+    victim's count never reaches the account threshold, and the victim signs in from elsewhere."""
+    us.add_user(small, "zhang", PW, "county", region="130102")
+    attacker, t = "ip:192.0.2.66", T0
+    for cycle in range(3):
+        assert _fail(small, "someone-else", attacker, t).reason == "unknown_user"
+        edge = t + us.THROTTLE_WINDOW - dt.timedelta(seconds=10)
+        for i in range(us.CLIENT_THRESHOLD - 2):
+            assert _fail(small, "zhang", attacker, edge + dt.timedelta(seconds=i / 10)).reason == "bad_password"
+        after = t + us.THROTTLE_WINDOW + dt.timedelta(seconds=1)
+        answers = [_fail(small, "zhang", attacker, after + dt.timedelta(seconds=i / 10)).reason
+                   for i in range(us.CLIENT_THRESHOLD + 3)]
+        assert answers == ["bad_password"] * (us.CLIENT_THRESHOLD - 1) + ["throttled"] * 4, (cycle, answers)
+        u = us.get_user(small, "zhang")
+        assert u.locked_until is None and u.failed_attempts < us.ACCOUNT_THRESHOLD, (cycle, u.failed_attempts)
+        r = us.authenticate(small, "zhang", PW, now=after + dt.timedelta(seconds=5), client="ip:198.51.100.7")
+        assert r.ok, (cycle, r)
+        t = after + us.LOCKOUT_DURATION + dt.timedelta(seconds=5)  # the attacker's block is over: again
+
+
+def test_unknown_and_existing_names_get_the_same_answers(small, cheap_hash):
+    us.add_user(small, "zhang", PW, "county", region="130102")
+    seen = {}
+    for name in ("zhang", "ghost"):
+        answers, t = [], T0 + (dt.timedelta(hours=2) if name == "ghost" else dt.timedelta())
+        # from one client: wrong, ..., blocked at the 10th, still blocked
+        for i in range(us.CLIENT_THRESHOLD + 2):
+            answers.append(_answer(_fail(small, name, f"ip:{name}-1", t + dt.timedelta(seconds=i))))
+        # from many clients: the name is locked at its 20th failure, for everybody
+        for i in range(us.ACCOUNT_THRESHOLD - us.CLIENT_THRESHOLD + 2):
+            answers.append(_answer(_fail(small, name, f"ip:{name}-{2 + i}", t + dt.timedelta(seconds=30 + i))))
+        # the answers' times relative to the name's start
+        seen[name] = [(a[0], a[1] - t) if len(a) == 2 else a for a in answers]
+    assert seen["zhang"] == seen["ghost"]
+    assert seen["zhang"].count(("wrong",)) == us.ACCOUNT_THRESHOLD - 2  # the 10th and the 20th failure answer "blocked"
+    assert seen["zhang"][us.CLIENT_THRESHOLD - 1] == ("blocked", dt.timedelta(seconds=9) + us.LOCKOUT_DURATION)
+
+
+def test_unknown_and_existing_names_take_about_as_long(small):
+    """Both cost one argon2 verification (a dummy hash for an unknown name), also while blocked."""
+    import statistics
+    import time
+
+    us.add_user(small, "zhang", PW, "county", region="130102")
+
+    def timed(name, i):
+        t0 = time.perf_counter()
+        _fail(small, name, f"ip:{name}-{i % 2}", T0 + dt.timedelta(seconds=i))
+        return time.perf_counter() - t0
+
+    for name in ("zhang", "ghost"):
+        timed(name, 0)  # warm up (the dummy hash is made once)
+    known, unknown = [], []
+    for i in range(1, 6):  # interleaved, so that the machine's load hits both alike
+        known.append(timed("zhang", i))
+        unknown.append(timed("ghost", i))
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.33 < ratio < 3, (known, unknown)  # without the dummy verification: about 0.01
+
+
+def test_counter_resets_on_success_and_admin_unlock(small, cheap_hash):
     us.add_user(small, "li", PW, "province")
-    for _ in range(4):
-        us.authenticate(small, "li", "nope-nope", now=T0)
-    assert us.authenticate(small, "li", PW, now=T0).ok
-    for _ in range(4):
-        assert us.authenticate(small, "li", "nope-nope", now=T0).reason == "bad_password"  # not locked: reset
-    assert us.authenticate(small, "li", "nope-nope", now=T0).reason == "locked"
+    for i in range(us.ACCOUNT_THRESHOLD - 1):
+        assert _fail(small, "li", f"ip:10.0.0.{i % 3}", T0).reason == "bad_password"
+    assert us.authenticate(small, "li", PW, now=T0, client="ip:10.0.1.1").ok
+    for i in range(us.ACCOUNT_THRESHOLD - 1):  # not locked: the count was reset
+        assert _fail(small, "li", f"ip:10.0.2.{i % 3}", T0).reason == "bad_password"
+    assert _fail(small, "li", "ip:10.0.3.1", T0).reason == "locked"
     us.enable_user(small, "li")  # an administrator clears the lock
-    assert us.authenticate(small, "li", PW, now=T0).ok
-    for _ in range(5):
-        us.authenticate(small, "li", "nope-nope", now=T0)
+    assert us.authenticate(small, "li", PW, now=T0, client="ip:10.0.3.1").ok
+    for i in range(us.ACCOUNT_THRESHOLD):
+        _fail(small, "li", f"ip:10.0.4.{i % 3}", T0)
+    assert us.authenticate(small, "li", PW, now=T0, client="ip:10.0.5.1").reason == "locked"
     us.set_password(small, "li", "brand-new-password")
-    assert us.authenticate(small, "li", "brand-new-password", now=T0).ok
+    assert us.authenticate(small, "li", "brand-new-password", now=T0, client="ip:10.0.5.1").ok
+
+
+def test_throttle_numbers_are_the_migrations(small):
+    """bangfu_login_result (PostgreSQL, migration 0009) holds the same numbers as the Python rules."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(us.__file__).parent / "migrations" / "versions" / "0009_audit_login_functions.py"
+    spec = importlib.util.spec_from_file_location("m0009", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (mod.CLIENT_THRESHOLD, mod.ACCOUNT_THRESHOLD) == (us.CLIENT_THRESHOLD, us.ACCOUNT_THRESHOLD)
+    assert mod.WINDOW == f"{int(us.THROTTLE_WINDOW.total_seconds() // 60)} minutes"
+    assert mod.BLOCK == f"{int(us.LOCKOUT_DURATION.total_seconds() // 60)} minutes"
+    from data_access import audit
+
+    assert set(mod.OWNER_EVENTS) == set(audit.OWNER_EVENTS)
+    # and 2 × client threshold − 1 failures of one client fit in a window: below the account threshold
+    assert 2 * us.CLIENT_THRESHOLD - 1 < us.ACCOUNT_THRESHOLD and us.THROTTLE_WINDOW <= us.LOCKOUT_DURATION
 
 
 def test_unknown_and_disabled_users(small):

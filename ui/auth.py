@@ -20,6 +20,7 @@ Rules (see data_access.users):
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import streamlit as st
 
@@ -36,6 +37,8 @@ NAV_KEY = "_bf_nav"  # what the navigation was drawn for ("demo" or a role); cos
 NOTICE_KEY = "_bf_auth_notice"  # a message for the login form after a sign-out
 VIEW_KEY = "_bf_last_view"  # the last (page, scope) recorded as a page view
 OIDC_KEY = "_bf_oidc"  # signed in through OIDC
+CLIENT_KEY = "_bf_login_client"  # this browser session's client key for sign-in throttling (no address known)
+DENIED_AUDIT_KEY = "_bf_denied"  # the out-of-scope request last audited (once per request, not per rerun)
 
 IDLE_MESSAGE = "长时间未操作，已自动退出，请重新登录"
 BAD_LOGIN = "用户名或密码错误"
@@ -160,14 +163,29 @@ def logout_clicked() -> None:
 
 
 def locked_text(until: dt.datetime | None) -> str:
+    """The one answer for a locked name and a blocked client (it tells nothing about the name)."""
     if until is None:
-        return "登录失败次数过多，账号已暂时锁定，请稍后再试。"
+        return "登录失败次数过多，已暂停登录，请稍后再试。"
     local = until + BEIJING
-    return f"登录失败次数过多，账号已锁定，请于 {local:%Y-%m-%d %H:%M}（北京时间）后再试。"
+    return f"登录失败次数过多，已暂停登录，请于 {local:%Y-%m-%d %H:%M}（北京时间）后再试。"
+
+
+def login_client() -> str:
+    """The client key sign-in failures are counted under (users.authenticate): the browser's address, or,
+    when it is unknown (localhost, some proxies), a key of this browser session."""
+    try:
+        ip = st.context.ip_address  # None on localhost (and without a client context, e.g. under AppTest)
+    except Exception:  # noqa: BLE001
+        ip = None
+    if isinstance(ip, str) and ip:
+        return f"ip:{ip}"
+    if CLIENT_KEY not in st.session_state:
+        st.session_state[CLIENT_KEY] = f"session:{uuid.uuid4().hex}"
+    return st.session_state[CLIENT_KEY]
 
 
 def _message(res: users.AuthResult) -> str:
-    if res.reason == "locked":
+    if res.reason in ("locked", "throttled"):
         return locked_text(res.locked_until)
     if res.reason == "disabled":
         return "该账号已停用，请联系管理员。"
@@ -186,7 +204,7 @@ def _login_form(engine) -> None:
         submitted = st.form_submit_button("登录", type="primary")
     if submitted:
         res = users.authenticate(engine, st.session_state.get("login_user") or "",
-                                 st.session_state.get("login_password") or "", now=now())
+                                 st.session_state.get("login_password") or "", now=now(), client=login_client())
         if res.ok:
             _start(res.user)
         st.error(_message(res), icon=":material/error:")
@@ -260,10 +278,25 @@ def record_page_view(page: str, scope: Scope) -> None:
     if user is None:
         return
     key = (page, audit.scope_text(scope))
+    st.session_state.pop(DENIED_AUDIT_KEY, None)  # an allowed view ends a denied request
     if st.session_state.get(VIEW_KEY) == key:
         return
     st.session_state[VIEW_KEY] = key
     audit.record_page_view(data.engine(data.db_url()), user.username, page, scope)
+
+
+def record_denied(asked: Scope) -> None:
+    """A URL asked for a region or unit outside the user's scope (the 无权查看 message): one ``denied``
+    audit row per such request, not one per rerun of it."""
+    user = _audited_user()
+    if user is None:
+        return
+    key = audit.scope_text(asked)
+    if st.session_state.get(DENIED_AUDIT_KEY) == key:
+        return
+    st.session_state[DENIED_AUDIT_KEY] = key
+    st.session_state.pop(VIEW_KEY, None)  # the next allowed view is a new one
+    audit.record_denied(data.engine(data.db_url()), user.username, asked, scope=user.scope)
 
 
 def record_export(list_name: str, rows: int, masked: bool, scope: Scope | None = None, fmt: str | None = None) -> None:

@@ -204,6 +204,7 @@ def read_state(url: str, show_warnings: bool = True) -> Filters:
     user_scope = user.scope if user is not None else users.NOTHING
     effective, allowed = data.effective_scope(url, user_scope, Scope(region=region, unit=unit))
     if not allowed:
+        auth.record_denied(Scope(region=region, unit=unit))  # audited once per such request
         # draw the bar for the user's own scope; f.scope matches nothing and the page stops (filter_bar)
         region = user.region_code if user is not None and user.role in ("city", "county") else None
         unit = user.unit_id if user is not None and user.role == "unit" else None
