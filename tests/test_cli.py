@@ -267,6 +267,8 @@ def test_serve_rejects_a_bad_host_in_one_line(capsys):
 
 def _listening(port: int) -> set[str]:
     """The local addresses of the sockets listening on TCP `port` (from /proc/net/tcp and tcp6)."""
+    import ipaddress
+
     out = set()
     for name in ("tcp", "tcp6"):
         path = Path(f"/proc/net/{name}")
@@ -279,8 +281,6 @@ def _listening(port: int) -> set[str]:
                 raw = bytes.fromhex(addr)
                 # the kernel writes each 32-bit word in host (little-endian) order
                 words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-                import ipaddress
-
                 out.add(str(ipaddress.ip_address(words)))
     return out
 
