@@ -20,6 +20,10 @@ Two roles are meant to reach the database:
     a ``login_ok`` row in the chain.);
   - ``SELECT``, ``INSERT`` and ``UPDATE (last_seen_at, revoked_at, expires_at)`` on ``sessions``: the
     dashboard signs users in and out and keeps its sessions alive (data_access.sessions).
+  - ``INSERT`` on ``supervision_orders``, ``supervision_items`` and ``supervision_responses`` and
+    ``UPDATE (text, username, updated_at)`` on ``supervision_responses``: province, city and county users issue
+    督办 orders and units write their response (data_access.supervision checks who may); no UPDATE of an order
+    or item and no DELETE of anything.
 
   Nothing else: no INSERT/UPDATE/DELETE/TRUNCATE on the ledger, no CREATE in ``public``. The role gets
   ``statement_timeout = '15s'`` (``ALTER ROLE ... SET``) on top of what the app's engine sets
@@ -43,6 +47,8 @@ ROLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 ROLE_STATEMENT_TIMEOUT = "15s"
 SESSIONS_WRITABLE_COLUMNS = ("last_seen_at", "revoked_at", "expires_at")
 FUNCTIONS = ("bangfu_audit_append", "bangfu_login_result")  # migration 0009
+SUPERVISION_INSERT = ("supervision_orders", "supervision_items", "supervision_responses")  # migration 0010
+RESPONSE_WRITABLE_COLUMNS = ("text", "username", "updated_at")  # a unit replaces its one response
 
 
 def grant_readonly(engine: Engine, role: str, password: str | None = None) -> tuple[bool, list[str]]:
@@ -101,6 +107,11 @@ def grant_readonly(engine: Engine, role: str, password: str | None = None) -> tu
             sql.SQL("GRANT INSERT ON public.sessions TO {}").format(ident),
             sql.SQL("GRANT UPDATE ({}) ON public.sessions TO {}").format(
                 sql.SQL(", ").join(sql.Identifier(c) for c in SESSIONS_WRITABLE_COLUMNS), ident),
+            # supervision orders (data_access.supervision): the dashboard issues orders and the units respond;
+            # nothing is ever deleted, an order and its items are never changed after issue
+            *[sql.SQL("GRANT INSERT ON public.{} TO {}").format(sql.Identifier(t), ident) for t in SUPERVISION_INSERT],
+            sql.SQL("GRANT UPDATE ({}) ON public.supervision_responses TO {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in RESPONSE_WRITABLE_COLUMNS), ident),
             sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(ident, sql.Literal(ROLE_STATEMENT_TIMEOUT)),
         ]
         for stmt in statements:

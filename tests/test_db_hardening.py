@@ -311,3 +311,27 @@ def test_dashboard_engine_on_sqlite():
     with e.connect() as conn:
         assert conn.execute(select(1)).scalar() == 1
     e.dispose()
+
+
+def test_readonly_role_issues_orders_and_units_respond(readonly_role, pg):
+    """督办 as the dashboard's role: issue and respond work through data_access.supervision (its checks and audit
+    rows); an order or item cannot be changed or deleted, and nothing else becomes writable."""
+    from data_access import supervision as sv
+
+    role, ro = readonly_role
+    us.add_user(pg, "u3", PW, "unit", unit="U3")
+    issued = dt.date(2026, 6, 30)
+    out = sv.issue(ro, "overdue", "U3", issued + dt.timedelta(days=30), as_of=issued, user=us.get_user(pg, "zhang"))
+    assert out["items"] == 1
+    sv.respond(ro, out["order_id"], "已安排入户走访", us.get_user(pg, "u3"))
+    sv.respond(ro, out["order_id"], "已入户走访", us.get_user(pg, "u3"))
+    assert list(sv.orders(ro, issued, us.user_scope(us.get_user(pg, "u3")))["response"]) == ["已入户走访"]
+    for sql in ["UPDATE supervision_orders SET deadline = '2030-01-01'",
+                "DELETE FROM supervision_orders",
+                "UPDATE supervision_items SET subject = 'X'",
+                "DELETE FROM supervision_items",
+                "DELETE FROM supervision_responses",
+                "UPDATE supervision_responses SET order_id = 'X'"]:
+        _fails(ro, sql)
+    events = audit.query(pg, newest_first=False)["event"].tolist()
+    assert events.count("order_issue") == 1 and events.count("order_response") == 2
