@@ -122,6 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="FILE")
     db_opt(s)
 
+    s = sub.add_parser("rectify", help="督办整改：下发督办单、查看整改情况")
+    rsub = s.add_subparsers(dest="rectify_command", required=True, metavar="issue|list")
+    ri = rsub.add_parser("issue", help="按问题清单向一个派出单位下发督办单")
+    ri.add_argument("kind", choices=["overdue", "cap", "uncovered", "unapproved"])
+    ri.add_argument("--unit", required=True, metavar="UNIT_ID")
+    ri.add_argument("--deadline", required=True, type=_date_arg, metavar="YYYY-MM-DD")
+    ri.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="下发日期（默认今天）")
+    ri.add_argument("--region", metavar="CODE")
+    ri.add_argument("--note", metavar="TEXT")
+    db_opt(ri)
+    rl = rsub.add_parser("list", help="列出督办事项及其在某日的整改状态")
+    rl.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD")
+    rl.add_argument("--unit", metavar="UNIT_ID")
+    rl.add_argument("--status", choices=["open", "overdue", "rectified"])
+    rl.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
+    rl.add_argument("--output", metavar="FILE")
+    db_opt(rl)
+
     s = sub.add_parser("report", help="生成通报（Word、PDF 或 Excel）")
     when = s.add_mutually_exclusive_group()
     when.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD", help="数据截至日期（默认今天）")
@@ -570,7 +588,38 @@ def cmd_db(args) -> int:
     return cmd_db_upgrade(args)
 
 
+def cmd_rectify(args) -> int:
+    from . import supervision
+
+    engine = _engine(args)
+    if args.rectify_command == "issue":
+        try:
+            out = supervision.issue(engine, args.kind, args.unit, args.deadline, as_of=args.as_of or settings.today(),
+                                    region=args.region, note=args.note, issued_by=CLI_ACTOR)
+        except supervision.SupervisionError as exc:
+            raise InputError(str(exc)) from None
+        print(json.dumps(out, ensure_ascii=False))
+        return EXIT_OK
+    from .export import to_csv_bytes, to_xlsx_bytes
+
+    as_of = args.as_of or settings.today()
+    df = supervision.item_status(engine, as_of, unit=args.unit)
+    if args.status:
+        df = df[df["status"] == args.status].reset_index(drop=True)
+    if args.format == "json":
+        data = (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+    elif args.format == "csv":
+        data = to_csv_bytes(df, bom=bool(args.output))
+    else:
+        if not args.output and sys.stdout.isatty():
+            raise UsageError("xlsx 格式需要 --output FILE")
+        data = to_xlsx_bytes(df, sheet="rectify")
+    _emit(data, args.output, f"{len(df)} 行")
+    return EXIT_OK
+
+
 COMMANDS = {
+    "rectify": cmd_rectify,
     "import": cmd_import,
     "metrics": cmd_metrics,
     "problems": cmd_problems,
