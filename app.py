@@ -54,6 +54,8 @@ try:
     with guard():
         ensure_database(url)
         user = auth.require_login(url)  # the login form (or the fail-closed message) stops here
+        if auth.is_screen() and page.url_path != "meeting":
+            st.switch_page(PAGES["meeting"])  # a meeting screen session (投屏模式) shows the meeting page only
         if page.url_path != "meeting":
             st.sidebar.markdown("### 帮扶责任人监测看板")
             auth.user_box(url, user)

@@ -101,3 +101,26 @@ def self_refresh_enabled() -> bool:
 
 def self_refresh_interval_s() -> int:
     return max(5, int(env("BANGFU_SELF_REFRESH_INTERVAL_S", "300")))
+
+
+def _hours(name: str, default: float, low: float, high: float) -> float:
+    """A number of hours from the environment, kept within [low, high]; a malformed value gives the default."""
+    try:
+        value = float(env(name, str(default)))
+    except ValueError:
+        return default
+    if value != value:  # NaN
+        return default
+    return min(high, max(low, value))
+
+
+def session_hours() -> float:
+    """Absolute lifetime of a signed-in dashboard session (its cookie), in hours (default 12: a working day);
+    the idle timeout (``idle_timeout_min``) ends it earlier."""
+    return _hours("BANGFU_SESSION_HOURS", 12.0, 0.01, 24.0 * 30)
+
+
+def screen_hours() -> float:
+    """Absolute lifetime of a meeting screen session (投屏模式), in hours (default 4: a long meeting); no idle
+    timeout applies to it."""
+    return _hours("BANGFU_SCREEN_HOURS", 4.0, 0.01, 24.0)

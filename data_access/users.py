@@ -20,9 +20,9 @@ API (every ``bind`` is an Engine, or a Connection where noted; timestamps are na
 ``get_user(bind, username) -> User | None``
 ``list_users(bind) -> list[User]``                      sorted by username
 ``user_by_email(bind, email) -> User | None``           case-insensitive
-``disable_user(engine, username, actor="cli") -> User``
+``disable_user(engine, username, actor="cli") -> User``   also revokes the user's sessions
 ``enable_user(engine, username, actor="cli") -> User``  also clears a lockout
-``set_password(engine, username, password, actor="cli") -> User``  also clears a lockout
+``set_password(engine, username, password, actor="cli") -> User``  also clears a lockout, revokes sessions
 ``authenticate(engine, username, password, now=None, client=None) -> AuthResult``
 ``login_oidc(engine, email, now=None) -> AuthResult``
 ``logout(bind, user_or_name, reason=None)``              records the ``logout`` event
@@ -117,6 +117,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import audit
+from . import sessions
 from . import settings
 from .db import BangfuError
 from .metrics import ALL, Conn, Scope
@@ -352,20 +353,23 @@ def add_user(engine: Engine, username: str, password: str | None, role: str, reg
         return _user(_require_user(conn, username))
 
 
-def _set_flags(engine: Engine, username: str, actor: str, event: str, **values) -> User:
+def _set_flags(engine: Engine, username: str, actor: str, event: str, revoke: bool = False, **values) -> User:
     username = (username or "").strip()
     with engine.begin() as conn:
         row = _require_user(conn, username)
         conn.execute(users.update().where(users.c.username == username).values(updated_at=audit.utcnow(), **values))
         if "locked_until" in values:  # an administrator clears a lockout: the name's count too
             conn.execute(login_throttle.delete().where(login_throttle.c.client == _account_key(username)))
+        if revoke:  # signed-in browsers and meeting screens of the user end on their next rerun
+            sessions.revoke_user(conn, username)
         audit.record(conn, actor, event, object=username, scope=Scope(row.region_code, row.unit_id))
         return _user(_require_user(conn, username))
 
 
 def disable_user(engine: Engine, username: str, actor: str = "cli") -> User:
-    """Disable a user: sign-in fails from now on (pages end open sessions on their next rerun)."""
-    return _set_flags(engine, username, actor, audit.USER_DISABLE, disabled=True)
+    """Disable a user: sign-in fails from now on; the user's sessions are revoked (pages end them on their
+    next rerun, a reload finds no session)."""
+    return _set_flags(engine, username, actor, audit.USER_DISABLE, revoke=True, disabled=True)
 
 
 def enable_user(engine: Engine, username: str, actor: str = "cli") -> User:
@@ -375,9 +379,10 @@ def enable_user(engine: Engine, username: str, actor: str = "cli") -> User:
 
 
 def set_password(engine: Engine, username: str, password: str, actor: str = "cli") -> User:
-    """Set a new password (argon2id hash); also clears a lockout."""
+    """Set a new password (argon2id hash); also clears a lockout and revokes the user's sessions (whoever
+    knew the old password is signed out)."""
     _check_password(password)
-    return _set_flags(engine, username, actor, audit.USER_PASSWD, password_hash=_hasher.hash(password),
+    return _set_flags(engine, username, actor, audit.USER_PASSWD, revoke=True, password_hash=_hasher.hash(password),
                       failed_attempts=0, locked_until=None)
 
 

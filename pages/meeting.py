@@ -110,3 +110,4 @@ def screen():
 
 
 screen()
+auth.screen_controls()  # 投屏模式 (a screen session that outlasts the idle timeout), or 结束投屏

@@ -19,12 +19,15 @@ Rules (see data_access.users):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import uuid
 
 import streamlit as st
 
 from data_access import audit, users
+from data_access import sessions, settings
 from data_access.metrics import Scope
 from data_access.users import User
 
@@ -37,10 +40,21 @@ NAV_KEY = "_bf_nav"  # what the navigation was drawn for ("demo" or a role); cos
 NOTICE_KEY = "_bf_auth_notice"  # a message for the login form after a sign-out
 VIEW_KEY = "_bf_last_view"  # the last (page, scope) recorded as a page view
 OIDC_KEY = "_bf_oidc"  # signed in through OIDC
+TOKEN_KEY = "_bf_token"  # the session token (data_access.sessions; its hash is in the database, it is in the cookie)
+KIND_KEY = "_bf_kind"  # the session's kind: "user" or "screen" (投屏模式)
+COOKIE_AGE_KEY = "_bf_cookie_age"  # the cookie's Max-Age (seconds left of the session when this tab took it)
+SEEN_KEY = "_bf_cookie_seen"  # the browser's cookie token already tried in this tab (not looked up again)
+CLEAR_KEY = "_bf_cookie_clear"  # tokens to delete from the browser's cookie (signed out in this tab)
 CLIENT_KEY = "_bf_login_client"  # this browser session's client key for sign-in throttling (no address known)
 DENIED_AUDIT_KEY = "_bf_denied"  # the out-of-scope request last audited (once per request, not per rerun)
 
 IDLE_MESSAGE = "长时间未操作，已自动退出，请重新登录"
+EXPIRED_MESSAGE = "登录已超过有效期，请重新登录"
+REVOKED_MESSAGE = "您的登录已结束（已在其他窗口退出，或被管理员结束），请重新登录"
+DISABLED_MESSAGE = "您的账号已停用或已删除，请联系管理员。"
+SCREEN_EXPIRED = "投屏时间已到，已自动退出。如需继续投屏，请重新登录后再开启投屏模式"
+SCREEN_LABEL = "投屏模式"
+SCREEN_END_LABEL = "结束投屏"
 BAD_LOGIN = "用户名或密码错误"
 DEMO_BANNER = ("演示模式（免登录）：数据库中还没有用户，当前以只读的演示身份浏览，个人信息已脱敏。"
                "创建第一个用户（bangfu user add）后即需要登录。")
@@ -88,15 +102,17 @@ def require_login(url: str) -> User:
         _forget()
         st.error(NO_USERS, icon=":material/lock:")
         st.stop()
-    name = st.session_state.get(USER_KEY)
+    name = st.session_state.get(USER_KEY) or _resume_from_cookie(engine)  # a reload or a new tab: the cookie
     if name:
         user = users.get_user(engine, name)
         if user is None or user.disabled:
-            end_session(user or name, "disabled", "您的账号已停用或已删除，请联系管理员。")
-        if users.idle_expired(st.session_state.get(LAST_KEY), now()):
-            end_session(user, "idle", IDLE_MESSAGE)
+            end_session(user or name, "disabled", DISABLED_MESSAGE)
+        _check_session(engine, user)  # revoked, expired or idle on the server: signed out here
         st.session_state[LAST_KEY] = now()
-        return _run_as(user, user.role)
+        user = _run_as(_screen_user(user), "screen") if is_screen() else _run_as(user, user.role)
+        _write_cookie()
+        return user
+    _clear_cookie()
     _oidc_sign_in(engine)
     _login_form(engine)
     st.stop()
@@ -112,14 +128,15 @@ def _run_as(user: User, nav: str) -> User:
 
 
 def _forget() -> None:
-    for k in (RUN_USER, NAV_KEY, USER_KEY, LAST_KEY):
+    for k in (RUN_USER, NAV_KEY, USER_KEY, LAST_KEY, TOKEN_KEY, KIND_KEY, COOKIE_AGE_KEY):
         st.session_state.pop(k, None)
 
 
 def _start(user: User, oidc: bool = False) -> None:
     st.session_state.clear()  # nothing (a typed password, another user's widgets) survives a sign-in
-    st.session_state[USER_KEY] = user.username
-    st.session_state[LAST_KEY] = now()
+    token, session = sessions.create(data.engine(data.db_url()), user.username, sessions.USER,
+                                     client=client_address(), now=now())
+    _adopt(token, session)
     if oidc:
         st.session_state[OIDC_KEY] = True
     st.rerun()
@@ -133,9 +150,16 @@ def end_session(user, reason: str | None = None, notice: str | None = None) -> N
 
 def _logout(user, reason: str | None = None, notice: str | None = None) -> None:
     oidc = st.session_state.get(OIDC_KEY)
+    token = st.session_state.get(TOKEN_KEY)
     if user is not None and not is_demo_viewer(user):
         users.logout(data.engine(data.db_url()), user, reason)
+    if token:
+        sessions.revoke(data.engine(data.db_url()), token, now=now())
+    seen = cookie_token()
     st.session_state.clear()
+    st.session_state[CLEAR_KEY] = [t for t in (token, seen) if t]  # the login form deletes the cookie
+    if seen:
+        st.session_state[SEEN_KEY] = seen
     if notice:
         st.session_state[NOTICE_KEY] = notice
     if oidc:
@@ -153,8 +177,17 @@ def session_expired() -> bool:
         return True
     if is_demo_viewer(user):
         return False
-    fresh = users.get_user(data.engine(data.db_url()), user.username)
-    return fresh is None or fresh.disabled or users.idle_expired(st.session_state.get(LAST_KEY), now())
+    engine = data.engine(data.db_url())
+    token = st.session_state.get(TOKEN_KEY)
+    if token is None:
+        return True
+    # the same test as a whole run's (user gone or disabled, revoked, expired, idle for a user session)
+    # without counting the fragment's rerun as activity; a screen session is only touched (seen alive)
+    res = sessions.check(engine, token, now=now(), idle_timeout=users.IDLE_TIMEOUT,
+                         activity=st.session_state.get(LAST_KEY))
+    if res.ok and res.session.kind == sessions.SCREEN:
+        sessions.touch(engine, res.session, now=now())
+    return not res.ok
 
 
 def logout_clicked() -> None:
@@ -210,6 +243,187 @@ def _login_form(engine) -> None:
         st.error(_message(res), icon=":material/error:")
     if oidc_configured():
         st.button("统一身份认证登录", on_click=st.login, key="login_oidc")
+
+
+# ------------------------------------------------------------------------------------------- sessions
+#
+# A sign-in creates a server session (data_access.sessions) and puts its token in the cookie
+# ``bangfu_session`` (SameSite=Strict, Path=/, Secure over https, Max-Age = what is left of the session;
+# HttpOnly is impossible: Streamlit can write a cookie only from the page's JavaScript). A run without a
+# signed-in user reads the cookie the browser sent when it opened the session (st.context.cookies) and
+# resumes a valid session: a reload or a new tab stays signed in. Every run checks the session on the
+# server, so a sign-out in one tab, `bangfu user disable`/`passwd` or the idle timeout ends it everywhere.
+
+
+def browser_cookies():
+    """The cookies the browser sent when it opened this session (``st.context.cookies``).
+
+    Test hook: AppTest cannot send cookies, so tests replace this function (``monkeypatch.setattr(auth,
+    "browser_cookies", lambda: {sessions.COOKIE_NAME: token})``) to play a browser that holds the cookie."""
+    return st.context.cookies
+
+
+def cookie_token() -> str | None:
+    """The session token in the browser's cookie, when it looks like one (a cookie is user input)."""
+    try:
+        value = browser_cookies().get(sessions.COOKIE_NAME)
+    except Exception:  # noqa: BLE001 - no client context
+        return None
+    return value if sessions.token_ok(value) else None
+
+
+def client_address() -> str | None:
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001
+        return None
+    return ip if isinstance(ip, str) and ip else None
+
+
+_HIDE = ('<span class="bf-cookie"></span>'
+         '<style>[data-testid="stElementContainer"]:has(.bf-cookie){display:none !important}</style>')
+_ATTRS = "'; Path=/; SameSite=Strict' + (window.location.protocol === 'https:' ? '; Secure' : '')"
+
+
+def cookie_set_html(token: str, max_age: int) -> str:
+    """The page snippet that stores the token in the browser's cookie (st.html runs it in the page)."""
+    value = json.dumps(f"{sessions.COOKIE_NAME}={token}; Max-Age={int(max_age)}")
+    return f"{_HIDE}<script>document.cookie = {value} + {_ATTRS};</script>"
+
+
+def cookie_clear_html(tokens: list[str]) -> str:
+    """The snippet that deletes the cookie when it still holds one of ``tokens`` (never a newer session's
+    token that another tab has written meanwhile)."""
+    name = sessions.COOKIE_NAME
+    return (f"{_HIDE}<script>(function(){{var m = document.cookie.match(/(?:^|;\\s*){name}=([^;]*)/);"
+            f"if (m && {json.dumps(list(tokens))}.indexOf(m[1]) >= 0) "
+            f"document.cookie = '{name}=; Max-Age=0' + {_ATTRS};}})();</script>")
+
+
+def _write_cookie() -> None:
+    token, age = st.session_state.get(TOKEN_KEY), st.session_state.get(COOKIE_AGE_KEY)
+    if token and age:
+        st.html(cookie_set_html(token, age), unsafe_allow_javascript=True)
+
+
+def _clear_cookie() -> None:
+    tokens = list(st.session_state.get(CLEAR_KEY) or [])
+    seen = cookie_token()
+    if seen and seen not in tokens:
+        tokens.append(seen)  # the browser came with a token that is no longer valid
+    if tokens:
+        st.html(cookie_clear_html(tokens), unsafe_allow_javascript=True)
+
+
+def _adopt(token: str, session: sessions.Session) -> None:
+    st.session_state[USER_KEY] = session.username
+    st.session_state[TOKEN_KEY] = token
+    st.session_state[KIND_KEY] = session.kind
+    st.session_state[COOKIE_AGE_KEY] = max(1, session.seconds_left(now()))
+    st.session_state[SEEN_KEY] = token
+    st.session_state[LAST_KEY] = now()
+
+
+def _ended_text(reason: str, kind: str | None) -> str:
+    if reason == "idle":
+        return IDLE_MESSAGE
+    if reason == "expired":
+        return SCREEN_EXPIRED if kind == sessions.SCREEN else EXPIRED_MESSAGE
+    if reason == "disabled":
+        return DISABLED_MESSAGE
+    return REVOKED_MESSAGE
+
+
+def _resume_from_cookie(engine) -> str | None:
+    """Resume the session of the browser's cookie (once per tab); its username, or None."""
+    token = cookie_token()
+    if token is None or st.session_state.get(SEEN_KEY) == token:
+        return None
+    st.session_state[SEEN_KEY] = token
+    res = sessions.resume(engine, token, now=now(), idle_timeout=users.IDLE_TIMEOUT)
+    if not res.ok:
+        if res.ended:  # ended by this look-up (idle or past its lifetime): audited as the sign-out it is
+            users.logout(engine, users.get_user(engine, res.session.username) or res.session.username, res.reason)
+            st.session_state[NOTICE_KEY] = _ended_text(res.reason, res.session.kind)
+        return None
+    _adopt(token, res.session)
+    if oidc_configured():
+        try:
+            st.session_state[OIDC_KEY] = bool(st.user.is_logged_in)  # sign-out then also ends the OIDC login
+        except Exception:  # noqa: BLE001
+            pass
+    return res.session.username
+
+
+def _check_session(engine, user: User) -> None:
+    """The session of this tab on the server: revoked, expired or idle ends it (end_session)."""
+    token = st.session_state.get(TOKEN_KEY)
+    kind = st.session_state.get(KIND_KEY)
+    if token is None:  # signed in without a server session: not one of ours
+        end_session(user, "missing", REVOKED_MESSAGE)
+    res = sessions.resume(engine, token, now=now(), idle_timeout=users.IDLE_TIMEOUT,
+                          activity=st.session_state.get(LAST_KEY))
+    if not res.ok:
+        end_session(user, res.reason, _ended_text(res.reason, kind))
+
+
+# ------------------------------------------------------------------------------------------- meeting screen
+
+
+def is_screen() -> bool:
+    """This tab runs a meeting screen session (投屏模式): the meeting page only, read-only, masked."""
+    return st.session_state.get(KIND_KEY) == sessions.SCREEN
+
+
+def _screen_user(user: User) -> User:
+    return dataclasses.replace(user, can_unmask=False)
+
+
+def _beijing(at: dt.datetime) -> str:
+    return f"{at + BEIJING:%H:%M}"
+
+
+def screen_controls() -> None:
+    """Below the meeting screen: 投屏模式 for a signed-in user; in screen mode, until when it runs and
+    结束投屏. (The meeting page's own CSS gives ``bf-note`` its colour.)"""
+    user = current_user()
+    if user is None or is_demo_viewer(user):
+        return
+    if is_screen():
+        token = st.session_state.get(TOKEN_KEY)
+        res = sessions.check(data.engine(data.db_url()), token, now=now()) if token else None
+        until = f"，{_beijing(res.session.expires_at)}（北京时间）自动结束" if res and res.session else ""
+        st.markdown(f'<div class="bf-note">投屏模式：只读，个人信息已脱敏{until}。</div>', unsafe_allow_html=True)
+        st.button(SCREEN_END_LABEL, key="screen_end", icon=":material/cancel_presentation:", on_click=_end_screen)
+        return
+    hours = f"{settings.screen_hours():g}"
+    st.button(SCREEN_LABEL, key="screen_start", icon=":material/cast:", on_click=start_screen,
+              help=f"把本浏览器转为会议大屏：只显示本页，只读，个人信息脱敏，不因无人操作而退出，{hours}小时后自动结束；"
+                   "同时退出您在本浏览器的个人登录。")
+
+
+def start_screen() -> None:
+    """The 投屏模式 button's on_click: turn this browser's signed-in session into a meeting screen session
+    (same user and scope); the personal session ends (audited as logout "screen", the screen as login_ok
+    "screen"). The run that follows shows the meeting page as the screen."""
+    user = current_user()
+    if user is None or is_demo_viewer(user) or is_screen():
+        return
+    engine = data.engine(data.db_url())
+    old = st.session_state.get(TOKEN_KEY)
+    with engine.begin() as conn:
+        if old:
+            sessions.revoke(conn, old, now=now())
+        users.logout(conn, user, "screen")
+        token, session = sessions.create(conn, user.username, sessions.SCREEN, client=client_address(), now=now())
+        audit.record(conn, user.username, audit.LOGIN_OK, object=user.username, scope=users.user_scope(user),
+                     detail="screen", at=now())
+    st.session_state.clear()
+    _adopt(token, session)
+
+
+def _end_screen() -> None:
+    _logout(current_user(), "screen_end")
 
 
 # ------------------------------------------------------------------------------------------- OIDC
