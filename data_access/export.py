@@ -29,8 +29,10 @@ def safe_frame(df: pd.DataFrame, titles: dict[str, str] | None = None) -> pd.Dat
 
 
 def to_csv_bytes(df: pd.DataFrame, titles: dict[str, str] | None = None, bom: bool = True) -> bytes:
-    """UTF-8 with a BOM so that Excel in China opens it with the right encoding."""
-    text = safe_frame(df, titles).to_csv(index=False)
+    """UTF-8 with a BOM so that Excel in China opens it with the right encoding. Lines end in CRLF (RFC 4180),
+    so that a cell holding a line break of either kind is quoted: with "\n" line ends a bare CR inside a
+    cell was written unquoted, and Excel would start a new row there (its next cell unneutralised)."""
+    text = safe_frame(df, titles).to_csv(index=False, lineterminator="\r\n")
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
 
 

@@ -27,7 +27,7 @@ kpi(c[2], "未覆盖户", fmt.num(tot["households"] - tot["covered"]))
 kpi(c[3], "弱结对户", fmt.num(tot["weak"]),
     help="尚未脱贫、但在帮责任人都不是干部职工的户（第五条：原则上应由帮扶能力较强的干部职工结对帮扶）。")
 if scope.unit:
-    st.caption(f"选定派出单位时，覆盖率按该单位驻村帮扶的村计算：这些村的在帮贫困户中，由「{f.unit_name}」责任人结对的比例。")
+    st.caption(f"选定派出单位时，覆盖率按该单位驻村帮扶的村计算：这些村的在帮贫困户中，由「{fmt.md_text(f.unit_name)}」责任人结对的比例。")
 
 child = f.child
 if child:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from ui import filters, maps
 from ui.boot import require_app
+from ui.format import html_text, md_text
 from ui.widgets import PLOTLY_CONFIG, click_table, pct_column
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -36,7 +37,7 @@ def choice(name: str) -> str:
         if raw in OPTIONS[name]:
             saved[name] = raw
             return raw
-        st.warning(f"链接中的 {name}={raw} 无效，已改为默认值。", icon=":material/warning:")
+        st.warning(f"链接中的 {name}={md_text(raw)} 无效，已改为默认值。", icon=":material/warning:")
         del st.query_params[name]
         saved[name] = DEFAULTS[name]
     return saved[name]
@@ -84,7 +85,7 @@ if v is None:
 
 on, off = maps.frame(v, maps.figures(f, metric, level))
 label = "市" if level == "city" else "县（市、区）"
-where = f.region_name
+where = html_text(f.region_name)  # in the map's (plotly) title: a ledger name, shown as text
 
 left, right = st.columns([3, 2])
 with left:

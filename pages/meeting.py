@@ -75,8 +75,10 @@ def screen():
     cov_rate = fmt.rate(cov["covered"], cov["households"])
     compliance = 1 - cad["overdue"] / cad["active_pairings"] if cad["active_pairings"] else None
     demo = '<span class="bf-demo">演示数据</span>' if data.is_demo(url) else ""
-    where = html.escape(f.region_name + (f" · {f.unit_name}" if f.unit else ""))
-    warn = "".join(f'<div class="bf-warn">⚠ {html.escape(w)}</div>' for w in f.warnings + ([refresh_warning] if refresh_warning else []))
+    # ledger names and URL values as text: escaped, line breaks folded (a blank line would end the HTML block)
+    where = fmt.html_text(f.region_name + (f" · {f.unit_name}" if f.unit else ""))
+    warn = "".join(f'<div class="bf-warn">⚠ {fmt.html_text(w)}</div>'
+                   for w in f.warnings + ([refresh_warning] if refresh_warning else []))
     st.markdown(
         f'<div class="bf-head"><div class="bf-title">帮扶责任人监测{demo}</div>'
         f'<div class="bf-sub">{where} ｜ 数据截至 {fmt.date_zh(d)} ｜ 每{refresh}秒刷新</div></div>{warn}'

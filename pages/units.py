@@ -26,13 +26,14 @@ def helper_page(helper_id: str) -> None:
     unmasked = unmask(f"helper-{helper_id}", f)
     info = data.helper_info(url, helper_id, scope, unmasked)
     if info is None:  # read_state checked helper_visible; gone since
-        st.warning(f"未找到帮扶责任人 {helper_id}，或您无权查看该责任人。")
+        st.warning(f"未找到帮扶责任人 {fmt.md_text(helper_id)}，或您无权查看该责任人。")
         return
-    st.title(f"帮扶责任人：{info['helper_name']}（{helper_id}）")
+    text = fmt.md_text  # ledger values in titles and captions are shown as text, never as Markdown
+    st.title(f"帮扶责任人：{text(info['helper_name'])}（{text(helper_id)}）")
     st.caption(" ｜ ".join(x for x in [
-        f"派出单位：{info['unit_name']}", f"处室：{info['department']}" if info.get("department") else None,
-        f"类别：{info['category']}", f"职务：{info['position']}" if info.get("position") else None,
-        f"联系电话：{info['phone']}" if info.get("phone") else None, f"数据截至 {fmt.date_zh(d)}"] if x))
+        f"派出单位：{text(info['unit_name'])}", f"处室：{text(info['department'])}" if info.get("department") else None,
+        f"类别：{text(info['category'])}", f"职务：{text(info['position'])}" if info.get("position") else None,
+        f"联系电话：{text(info['phone'])}" if info.get("phone") else None, f"数据截至 {fmt.date_zh(d)}"] if x))
     b1, b2, _ = st.columns([1, 1, 4])
     if filters.within(m.Scope(unit=info["unit_id"])) != users.NOTHING:
         b1.button("← 返回单位页", on_click=filters.update, kwargs={"unit": info["unit_id"], "helper": None},
@@ -75,9 +76,11 @@ def helper_page(helper_id: str) -> None:
 
 def unit_page() -> None:
     info = f.unit_info
-    st.title(f"派出单位：{info['name']}")
-    st.caption(" ｜ ".join([f"单位编号：{info['unit_id']}", f"级别：{UNIT_LEVEL_ZH.get(info['level'], info['level'])}",
-                           f"所属区划：{info['region_name']}", f"数据截至 {fmt.date_zh(d)}"]))
+    text = fmt.md_text  # ledger values in titles and captions are shown as text, never as Markdown
+    st.title(f"派出单位：{text(info['name'])}")
+    st.caption(" ｜ ".join([f"单位编号：{text(info['unit_id'])}",
+                           f"级别：{text(UNIT_LEVEL_ZH.get(info['level'], info['level']))}",
+                           f"所属区划：{text(info['region_name'])}", f"数据截至 {fmt.date_zh(d)}"]))
     st.button("← 返回单位列表", on_click=filters.update, kwargs={"unit": None, "helper": None}, key="back-units")
     # the unit's own page: all of its helpers wherever they help — within what the user may see (a county
     # user sees the unit's work in the county only)
@@ -86,9 +89,9 @@ def unit_page() -> None:
         st.warning(auth.DENIED, icon=":material/block:")
         return
     if uscope.region:
-        st.caption(f"单位页显示该单位在您有权查看的范围（{auth.scope_name(url, auth.current_user())}）内的责任人和结对。")
+        st.caption(f"单位页显示该单位在您有权查看的范围（{text(auth.scope_name(url, auth.current_user()))}）内的责任人和结对。")
     elif f.region:
-        st.caption(f"单位页显示该单位的全部责任人，不受区划范围（{f.region_name}）限制。")
+        st.caption(f"单位页显示该单位的全部责任人，不受区划范围（{text(f.region_name)}）限制。")
     cap = m.total_row(data.cap(url, d, "province", uscope), "cap")
     cad = m.total_row(data.cadence(url, d, "province", uscope), "cadence")
     cov = m.total_row(data.coverage(url, d, "province", uscope), "coverage")

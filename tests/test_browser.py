@@ -414,3 +414,115 @@ def test_meeting_mode(page, demo_db, shots, today):
     assert meeting_tiles(page) == expected
     assert not page.locator('[data-testid="stSidebar"]').is_visible()
     assert plotly_count(page) > 0
+
+
+# ------------------------------------------------------------------------------------------- hostile ledger text
+# Names that are Markdown links and images, HTML tags, :directives:, autolinks (tests/hostile_ledger.py):
+# every page shows them as the text they are; no <a>/<img> of theirs in the DOM, no request to their host.
+
+HOSTILE_DATE = "2026-06-30"  # tests/pages_ledger.py's AS_OF
+# any element pointing at the hostile host: links (HTML and SVG), images, frames, styles
+EVIL_ELEMENTS_JS = """() => {
+  const bad = [];
+  for (const el of document.querySelectorAll('*')) {
+    for (const attr of ['href', 'xlink:href', 'src', 'srcset', 'style', 'data', 'action']) {
+      const v = el.getAttribute(attr);
+      if (v && v.includes('evil.example')) bad.push(el.tagName + ' ' + attr + '=' + v.slice(0, 120));
+    }
+  }
+  return bad;
+}"""
+
+
+def _text(s: str) -> str:
+    """Text as a reader sees it: the invisible word joiners of ui.format.md_text dropped, blanks collapsed."""
+    return re.sub(r"\s+", " ", s.replace("\u2060", "")).strip()
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """`streamlit run app.py` on the hostile ledger (marked as demo data: it opens without a login)."""
+    from .hostile_ledger import build_demo
+
+    folder = tmp_path_factory.mktemp("hostile")
+    with streamlit_server(build_demo(folder), folder / "streamlit.log") as base:
+        yield base
+
+
+def test_hostile_names_render_as_text(browser, hostile_server, shots):
+    from data_access.privacy import mask_name
+
+    from .hostile_ledger import (CITY, CITY_NAME, COUNTY_NAME, DEPARTMENT, HELPER_NAME, POSITION, TOWNSHIP,
+                                 TOWNSHIP_NAME, UNIT_LINK, UNIT_TAGS)
+
+    ctx = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+    ctx.set_default_timeout(TIMEOUT)
+    ctx.add_init_script(QUIET_JS)
+    evil: list[str] = []
+
+    def block(route):
+        evil.append(route.request.url)
+        route.abort()
+
+    ctx.route(re.compile(r"^[a-z]+://([^/]*\.)?evil\.example\b"), block)
+    page = ctx.new_page()
+    page.on("request", lambda r: evil.append(r.url) if "evil.example" in (urlparse(r.url).hostname or "") else None)
+    page.base = hostile_server  # type: ignore[attr-defined]
+
+    def view(path: str, title: str | None, shot: str | None = None) -> str:
+        open_page(page, f"{path}{'&' if '?' in path else '?'}as_of={HOSTILE_DATE}", title)
+        assert_clean(page)
+        if plotly_count(page, timeout_ms=3000):
+            page.locator(".js-plotly-plot .main-svg").first.wait_for(state="attached")
+            settle(page)
+        assert page.evaluate(EVIL_ELEMENTS_JS) == [], path
+        if shot:
+            page.mouse.move(0, 0)
+            screenshot(page, shots, shot)
+        return _text(page.locator('[data-testid="stApp"]').inner_text())
+
+    def ticks() -> list[str]:
+        return [_text(t) for t in page.locator(".js-plotly-plot g.ytick text").evaluate_all(
+            "els => els.map(e => e.textContent)")]
+
+    def h1() -> str:
+        return _text(page.locator("h1").first.inner_text())
+
+    try:
+        # a unit's page: its name as the title, word for word; its helpers' page: unit, department, position
+        body = view("/units?unit=U3", "派出单位", "hostile_unit")
+        assert h1() == _text(f"派出单位：{UNIT_LINK}")
+        assert _text(f"所属区划：{COUNTY_NAME}") in body
+        view("/units?unit=U4", "派出单位")
+        assert h1() == _text(f"派出单位：{UNIT_TAGS}")
+        body = view("/units?helper=G", "帮扶责任人", "hostile_helper")
+        assert h1() == _text(f"帮扶责任人：{mask_name(HELPER_NAME)}（G）")  # masked in the demo mode
+        for part in (f"派出单位：{UNIT_LINK}", f"处室：{DEPARTMENT}", f"职务：{POSITION}"):
+            assert _text(part) in body, part
+        # charts: the units' names as tick labels (plotly would read <a>, <img> in them)
+        view("/cap", "帮扶上限", "hostile_cap")
+        assert {_text(UNIT_LINK), _text(UNIT_TAGS)} <= set(ticks())
+        # the region's names in the scope caption and the sidebar, down to the township
+        body = view(f"/coverage?region={CITY}", "结对覆盖")
+        assert _text(f"范围：河北省 › {CITY_NAME}") in body and _text(COUNTY_NAME) in ticks()
+        body = view(f"/cadence?region={TOWNSHIP}", "走访频次", "hostile_township")
+        assert _text(f"已下钻到：{CITY_NAME} › {COUNTY_NAME} › {TOWNSHIP_NAME}") in body
+        view(f"/map?region={CITY}", "地图")
+        assert _text(CITY_NAME) in _text(page.locator(".js-plotly-plot .g-gtitle").first.text_content())
+        # the meeting screen's hand-written HTML
+        open_page(page, f"/meeting?region={CITY}&unit=U3&as_of={HOSTILE_DATE}")
+        page.locator(".bf-tile").first.wait_for()
+        plotly_count(page)
+        settle(page)
+        assert_clean(page)
+        assert page.evaluate(EVIL_ELEMENTS_JS) == []
+        assert _text(f"{CITY_NAME} · {UNIT_LINK}") in _text(page.locator(".bf-sub").inner_text())
+        screenshot(page, shots, "hostile_meeting")
+        open_page(page, f"/meeting?region={TOWNSHIP}&as_of={HOSTILE_DATE}")
+        page.locator(".bf-tile").first.wait_for()
+        assert page.evaluate(EVIL_ELEMENTS_JS) == []
+        assert _text(TOWNSHIP_NAME) in _text(page.locator(".bf-sub").inner_text())
+        assert page.locator(".bf-tiles").count() == 1  # the HTML block was not cut by the name's blank line
+    finally:
+        ctx.close()
+    assert evil == [], f"the browser asked the hostile host for {evil}"

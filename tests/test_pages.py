@@ -265,7 +265,7 @@ def test_units_list_unit_page_and_helper_page(app_db):
     assert metrics_shown(at)["超上限责任人"] == fmt.num(cap["violators"])
 
     at = run("units", as_of=D, helper="G")
-    assert at.title[0].value == "帮扶责任人：冯**（G）"
+    assert at.title[0].value == f"帮扶责任人：{fmt.md_text('冯**')}（G）"  # the masked name shown as text
     assert metrics_shown(at)["帮扶户数"] == "6"
     overdue_g = pb.overdue(engine, AS_OF, Scope(unit="U3"))
     assert metrics_shown(at)["走访逾期结对"] == str((overdue_g["helper_id"] == "G").sum())
@@ -300,7 +300,7 @@ def test_bad_query_parameters_warn_and_fall_back(app_db):
     _, engine = app_db
     at = run(as_of="garbage", region="999999", unit="NOPE", year="abc")
     warnings = "\n".join(w.value for w in at.warning)
-    assert "as_of=garbage" in warnings and "999999" in warnings and "NOPE" in warnings and "year=abc" in warnings
+    assert all(fmt.md_text(x) in warnings for x in ("as_of=garbage", "999999", "NOPE", "year=abc"))  # as text
     want = expected_totals(engine, settings.today())
     assert metrics_shown(at)["结对覆盖率"] == fmt.pct(want["coverage"])
     for k in ("as_of", "region", "unit", "year"):

@@ -32,6 +32,7 @@ from data_access.metrics import Scope
 from data_access.users import User
 
 from . import data
+from .format import md_text
 
 USER_KEY = "_bf_user"  # the signed-in username
 LAST_KEY = "_bf_last"  # last activity (naive UTC)
@@ -474,7 +475,9 @@ def user_box(url: str, user: User) -> None:
         st.info(DEMO_BANNER, icon=":material/visibility:")
         return
     name = user.display_name or user.username
-    st.sidebar.caption(f"当前用户：{name} · {users.ROLE_ZH.get(user.role, user.role)} · {scope_name(url, user)}")
+    # the names (a unit's or region's from the ledger) are shown as text, never as Markdown
+    st.sidebar.caption(f"当前用户：{md_text(name)} · {users.ROLE_ZH.get(user.role, user.role)} · "
+                       f"{md_text(scope_name(url, user))}")
     st.sidebar.button("退出登录", on_click=logout_clicked, key="logout", icon=":material/logout:")
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import theme
-from .format import num, pct
+from .format import html_text, num, pct
 
 HOVER = "%{customdata[1]}<extra></extra>"
 
@@ -25,7 +25,8 @@ def ranking_bar(df: pd.DataFrame, value: str, title: str, axis_title: str, *, ki
     as %, coloured by the display band) or 'count' of problems (zero green, else red).
     `note`: a format string over the row appended to each bar's label, e.g. "{overdue}/{active_pairings}".
     No y-axis title: the chart title names the rows (各市…, …的派出单位).
-    customdata[0] is the row's code (for clicks), customdata[1] the hover text."""
+    customdata[0] is the row's code (for clicks), customdata[1] the hover text. Row labels are ledger
+    names: shown as text (format.html_text), never read as plotly's HTML."""
     d = df.copy()
     d = d[d[value].notna()]
     d = d.sort_values(value, ascending=order == "asc", kind="stable")
@@ -38,11 +39,13 @@ def ranking_bar(df: pd.DataFrame, value: str, title: str, axis_title: str, *, ki
     shown = [f"{t}（{note.format(**r)}）" for t, (_, r) in zip(text, d.iterrows())] if note else text
     hover_text = []
     for i, (_, r) in enumerate(d.iterrows()):
-        lines = [f"<b>{r[label]}</b>", f"{axis_title}：{text[i]}"] + [line.format(**r) for line in (hover or [])]
+        lines = [f"<b>{html_text(r[label])}</b>", f"{axis_title}：{text[i]}"]
+        lines += [line.format(**r) for line in (hover or [])]
         hover_text.append("<br>".join(lines))
     fig = go.Figure(
         go.Bar(
-            x=d[value], y=d[label], orientation="h", marker_color=colors, text=shown, textposition="outside",
+            x=d[value], y=[html_text(n) for n in d[label]], orientation="h", marker_color=colors, text=shown,
+            textposition="outside",
             cliponaxis=False, customdata=list(zip(d[code], hover_text)), hovertemplate=HOVER,
             textfont=dict(size=font_size) if font_size else None, constraintext="none",
         )
@@ -120,8 +123,9 @@ def grade_shares(df: pd.DataFrame, title: str, label: str = "name", code: str = 
         share = d[g] / d["total"]
         name = theme.GRADE_LABELS[g]
         fig.add_trace(go.Bar(
-            x=share, y=d[label], orientation="h", name=name, marker_color=theme.GRADE_COLORS[g],
-            customdata=[[c, f"<b>{n}</b><br>{name}：{num(k)} 人（{pct(s)}）"]
+            x=share, y=[html_text(n) for n in d[label]], orientation="h", name=name,
+            marker_color=theme.GRADE_COLORS[g],
+            customdata=[[c, f"<b>{html_text(n)}</b><br>{name}：{num(k)} 人（{pct(s)}）"]
                         for c, n, k, s in zip(d[code], d[label], d[g], share)],
             hovertemplate=HOVER, text=[pct(s) if s >= 0.06 else "" for s in share], textposition="inside",
             insidetextanchor="middle",
@@ -153,10 +157,11 @@ def visit_timeline(visits: pd.DataFrame, title: str = "走访记录时间线") -
             continue
         photo = sub["photo_uploaded"].fillna(False).astype(bool)
         fig.add_trace(go.Scatter(
-            x=sub["visit_date"], y=sub["household_id"], mode="markers", name=mode,
+            x=sub["visit_date"], y=[html_text(h) for h in sub["household_id"]], mode="markers", name=mode,
             marker=dict(color=color, size=11, symbol=["circle" if p else "circle-open" for p in photo],
                         line=dict(width=2, color=color)),
-            customdata=[[v, f"{d:%Y-%m-%d}<br>户：{h}（{n or '—'}）<br>方式：{mode}<br>照片：{'已上传' if p else '未上传'}"]
+            customdata=[[v, f"{d:%Y-%m-%d}<br>户：{html_text(h)}（{html_text(n or '—')}）<br>方式：{mode}<br>"
+                                f"照片：{'已上传' if p else '未上传'}"]
                         for v, d, h, n, p in zip(sub["visit_id"], sub["visit_date"], sub["household_id"],
                                                  sub["head_name"], photo)],
             hovertemplate=HOVER,

@@ -20,7 +20,7 @@ from data_access.schema import LEVEL_RANK
 from data_access.views import LEVEL_ZH, child_level
 
 from . import auth, data
-from .format import date_zh
+from .format import date_zh, md_text
 
 PARAMS = ("as_of", "year", "region", "unit", "helper")
 RESTORED = ("as_of", "year", "region", "unit")  # carried over when the user switches pages
@@ -239,12 +239,12 @@ def read_state(url: str, show_warnings: bool = True) -> Filters:
     present = {k: str(qp[k]) for k in RESTORED if k in qp}
     if present:
         st.session_state[SAVED] = present
-    if show_warnings:
+    if show_warnings:  # the messages quote the URL and ledger names: shown as text (f.warnings stay plain)
         for w in warnings:
-            st.warning(w, icon=":material/warning:")
+            st.warning(md_text(w), icon=":material/warning:")
         notice = st.session_state.pop(NOTICE, None)
         if notice:
-            st.info(notice, icon=":material/info:")
+            st.info(md_text(notice), icon=":material/info:")
     return f
 
 
@@ -397,7 +397,7 @@ def filter_bar(page: str | None = None) -> Filters:
             _select("县（市、区）", [""], "", "f_county", {"": "请先选择市"}, _on_county, disabled=True)
         if f.level in ("township", "village"):
             path = data.region_path(url, f.region)
-            st.caption("已下钻到：" + " › ".join(_path_names(path[1:])))
+            st.caption("已下钻到：" + " › ".join(md_text(n) for n in _path_names(path[1:])))
             st.button("返回上一级", on_click=set_region, args=(_up(url, f.region_info),), key="f_up")
 
         if role == "unit":
@@ -427,13 +427,13 @@ def within(requested: Scope) -> Scope:
 def scope_caption(f: Filters) -> None:
     """One line under a page title: which region, unit and date the page shows."""
     path = data.region_path(f.url, f.region) if f.region else []
-    where = " › ".join(_path_names(path)) if path else f.region_name
+    where = " › ".join(md_text(n) for n in (_path_names(path) if path else [f.region_name]))
     parts = [f"范围：{where}"]
     if f.unit:
-        parts.append(f"派出单位：{f.unit_name}")
+        parts.append(f"派出单位：{md_text(f.unit_name)}")
     parts.append(f"数据截至 {date_zh(f.as_of)}")
     if f.through and f.child:
-        parts.append(f"{f.region_name}下只有一个同名的{level_label(f.through['level'])}，直接按{level_label(f.child)}显示")
+        parts.append(f"{md_text(f.region_name)}下只有一个同名的{level_label(f.through['level'])}，直接按{level_label(f.child)}显示")
     st.caption(" ｜ ".join(parts))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 DASH = "—"
 
@@ -58,3 +59,45 @@ def date_zh(d: dt.date | None) -> str:
 
 def month_zh(d: dt.date) -> str:
     return f"{d.year}年{d.month}月"
+
+
+# ------------------------------------------------------------------------------------------- ledger text
+# Ledger values (names of units, helpers, departments, regions, household heads; ids) and URL parameters
+# are data, never markup. Every place that shows one in an element that renders Markdown (st.markdown,
+# title, caption, alerts, metric/widget/expander/tab labels) passes it through md_text; plotly labels
+# (ticks, hover text, titles, legend names) and hand-written HTML pass it through html_text. Widgets
+# that show plain text (st.selectbox options, st.dataframe cells, st.text) take the value as it is.
+
+# CommonMark lets every ASCII punctuation character be backslash-escaped, and an escaped one is plain
+# text: no link, image, emphasis, code, HTML tag, heading, list, table, math ($), :colour[...] or
+# :material/...: directive can start. Line breaks become spaces (a blank line would end an HTML block).
+_MD_PUNCT = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+# Streamlit rewrites plain text after the escapes are resolved: GFM autolinks (http://…, www.…, a@b.c),
+# the :streamlit: logo and the arrows -> <- <-> -- >= <= ~=. An invisible word joiner (U+2060) splits
+# those sequences so that they stay text: after ':' and '@', inside 'www.', between the arrow characters.
+_WJ = "\u2060"
+_SPLIT = re.compile(r"(?<=[:@])|(?<=www)(?=\.)|(?<=[-<>~])(?=[->=])", re.IGNORECASE)
+# plotly reads numeric entities (&#34;, not &quot;). ':' too: Streamlit rewrites ":material/" in the whole
+# source of st.markdown, HTML included, before parsing it.
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", ":": "&#58;"}
+_HTML_RE = re.compile(r"[&<>\":]")
+_FILE_UNSAFE = re.compile(r"[^\w.\-]+")
+
+
+def md_text(value) -> str:
+    """A value shown as itself where Streamlit renders Markdown: '[x](http://e)' stays that text."""
+    s = _LINE_BREAK.sub(" ", "" if value is None else str(value))
+    return _MD_PUNCT.sub(r"\\\1", _SPLIT.sub(_WJ, s))
+
+
+def html_text(value) -> str:
+    """A value shown as itself in plotly text (tick labels, hover, titles, legend) or in hand-written HTML
+    (st.markdown with unsafe_allow_html): no <tag>, &entity; or :directive: of the value is read as markup."""
+    s = _LINE_BREAK.sub(" ", "" if value is None else str(value))
+    return _HTML_RE.sub(lambda m: _HTML[m.group()], s)
+
+
+def safe_stem(value) -> str:
+    """A download file name's stem from ledger ids: letters (Chinese too), digits, '_', '-' and '.' only."""
+    return _FILE_UNSAFE.sub("_", str(value)).strip("._") or "export"

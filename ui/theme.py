@@ -28,12 +28,25 @@ GRADE_LABELS = {"excellent": "优秀", "qualified": "合格", "unqualified": "�
 GRADE_COLORS = {"excellent": GOOD, "qualified": "#5B8FD6", "unqualified": BAD, "missing": "#A8AFBA"}
 MODE_COLORS = {"入户走访": PRIMARY, "电话": "#8E6BBF", "短信": "#A8AFBA", "微信": "#2AA198"}
 
-# display bands: value >= good -> GOOD, >= warn -> WARN, else BAD (higher is better)
+# The status thresholds (green / amber / red) of every rate, defined here once: value >= good -> GOOD,
+# >= warn -> WARN, else BAD (higher is better). Tiles, ranking bars, maps and the legends all read them.
 BANDS = {
     "coverage": (0.99, 0.97),
     "compliance": (0.90, 0.80),
     "photos": (0.80, 0.60),
 }
+BAND_LABELS = {"coverage": "结对覆盖率", "compliance": "走访合规率", "photos": "照片上传率"}
+
+# Fixed colour ranges of the maps, per metric (the same colour means the same figure on every view):
+# (lowest, highest) of the colour bar; figures beyond take the end colour. Rates with BANDS above use
+# their thresholds for the colour stops (see scale_stops).
+MAP_RANGES = {
+    "coverage": (0.90, 1.0),
+    "cadence": (0.60, 1.0),
+    "cap": (0.0, 10.0),  # per 100 helpers, lower is better
+    "ratings": (0.0, 0.20),  # unqualified share, lower is better
+}
+MAP_BANDS = {"coverage": "coverage", "cadence": "compliance"}
 
 
 def band_color(value: float | None, kind: str, dark: bool = False) -> str:
@@ -46,6 +59,27 @@ def band_color(value: float | None, kind: str, dark: bool = False) -> str:
     if value >= warn:
         return DARK_WARN if dark else WARN
     return DARK_BAD if dark else BAD
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def legend_items(kind: str) -> list[tuple[str, str]]:
+    """(label, band) of the three bands of `kind`, e.g. ("≥ 90%", "good"), ("80%–90%", "warn"), ("< 80%", "bad")."""
+    good, warn = BANDS[kind]
+    return [(f"≥ {_pct(good)}", "good"), (f"{_pct(warn)}–{_pct(good)}", "warn"), (f"< {_pct(warn)}", "bad")]
+
+
+def legend_text(kind: str) -> str:
+    """One line in words: 走访合规率：绿色 ≥ 90%，黄色 80%–90%，红色 < 80%."""
+    names = {"good": "绿色", "warn": "黄色", "bad": "红色"}
+    return f"{BAND_LABELS[kind]}：" + "，".join(f"{names[b]} {t}" for t, b in legend_items(kind))
+
+
+def band_colors(dark: bool = False) -> dict[str, str]:
+    return ({"good": DARK_GOOD, "warn": DARK_WARN, "bad": DARK_BAD} if dark
+            else {"good": GOOD, "warn": WARN, "bad": BAD})
 
 
 def count_color(value: int | None, dark: bool = False) -> str:

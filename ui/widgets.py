@@ -16,6 +16,7 @@ from data_access.views import TITLES
 
 from . import auth
 from .filters import Filters
+from .format import safe_stem
 
 log = logging.getLogger("bangfu.ui")
 
@@ -203,6 +204,7 @@ def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: lis
         stem += f"_{f.region}"
     if f.unit:
         stem += f"_{f.unit}"
+    stem = safe_stem(stem)  # ids are ledger text: the file name keeps letters, digits, '_', '-' and '.'
     out = df[cols]
 
     def rows() -> pd.DataFrame:
