@@ -10,6 +10,7 @@ from data_access.dates import months_before
 from ui import charts, data, filters
 from ui import format as fmt
 from ui.boot import require_app
+from ui.report import report_button
 from ui.widgets import click_chart, kpi, problem_list
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -21,6 +22,7 @@ MIN_PAIRINGS, MIN_PAIRINGS_FALLBACK, WORST_N = 10, 3, 15
 f = filters.filter_bar("pages/cadence.py")
 st.title("走访频次")
 filters.scope_caption(f)
+report_button(f, "cadence", ("cadence", "photos"))
 st.caption("第十二条（二）：每2个月至少入户走访1次；省直单位按处室结对的，处室成员可轮流走访，每4个月至少1次。"
            "电话、短信、微信联系不计入走访。")
 url, d, scope = f.url, f.as_of, f.scope

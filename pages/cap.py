@@ -9,6 +9,7 @@ from data_access import metrics as m
 from ui import charts, data, filters
 from ui import format as fmt
 from ui.boot import require_app
+from ui.report import report_button
 from ui.widgets import click_chart, kpi, problem_list
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -16,6 +17,7 @@ require_app()  # inside app.py's navigation (see ui/boot.py)
 f = filters.filter_bar("pages/cap.py")
 st.title("帮扶上限")
 filters.scope_caption(f)
+report_button(f, "cap", ("cap",))
 st.caption(f"第五条：1名帮扶责任人最多帮扶不超过{m.CAP}个贫困户。按责任人所属派出单位的区划统计。")
 url, d, scope = f.url, f.as_of, f.scope
 

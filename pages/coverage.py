@@ -9,6 +9,7 @@ from data_access import metrics as m
 from ui import charts, data, filters
 from ui import format as fmt
 from ui.boot import require_app
+from ui.report import report_button
 from ui.widgets import click_chart, click_table, kpi, pct_column, problem_list
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -16,6 +17,7 @@ require_app()  # inside app.py's navigation (see ui/boot.py)
 f = filters.filter_bar("pages/coverage.py")
 st.title("结对覆盖")
 filters.scope_caption(f)
+report_button(f, "coverage", ("coverage", "replacements"))
 url, d, scope = f.url, f.as_of, f.scope
 
 # the total is the sum of the child level's groups (the same cached call as the ranking below)

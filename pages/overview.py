@@ -8,6 +8,7 @@ from data_access.dates import previous_month_end
 from ui import charts, data, filters
 from ui import format as fmt
 from ui.boot import require_app
+from ui.report import report_button
 from ui.widgets import click_chart, kpi
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -15,6 +16,7 @@ require_app()  # inside app.py's navigation (see ui/boot.py)
 f = filters.filter_bar("pages/overview.py")
 st.title("总览")
 filters.scope_caption(f)
+report_button(f, "overview")
 
 url, d, scope = f.url, f.as_of, f.scope
 prev = previous_month_end(d)

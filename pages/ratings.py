@@ -11,6 +11,7 @@ from data_access.views import rating_check_date
 from ui import charts, data, filters
 from ui import format as fmt
 from ui.boot import require_app
+from ui.report import report_button
 from ui.widgets import click_chart, kpi, problem_list
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -18,6 +19,7 @@ require_app()  # inside app.py's navigation (see ui/boot.py)
 f = filters.filter_bar("pages/ratings.py")
 st.title("年度考核")
 filters.scope_caption(f)
+report_button(f, "ratings", ("ratings",))
 url, d, scope, year = f.url, f.as_of, f.scope, f.year
 st.caption(f"考核年度：{year}年度（在左侧“考核年度”中切换）。未考核：该年度有在帮结对、但没有该年度等次的责任人。")
 

@@ -206,7 +206,10 @@ def full_list(name: str, url: str, *args, **kwargs) -> pd.DataFrame:
     if name in ("missing_ratings", "excellent_with_problems"):
         return routing.run_read(reader(url), getattr(v, name), *args, **kwargs)
     fn = {"uncovered": pb.uncovered, "cap": pb.cap_violators, "overdue": pb.overdue, "unapproved": pb.unapproved}[name]
-    return routing.run_read(reader(url), fn, *args, detail=True, **kwargs)
+    df = routing.run_read(reader(url), fn, *args, detail=True, **kwargs)
+    if name == "overdue":  # the order the page shows (longest gap first), not the contract's by pairing id
+        df = df.sort_values(["gap_days", "pairing_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return df
 
 
 # ---------------------------------------------------------------- views

@@ -173,7 +173,8 @@ def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: lis
                  f: Filters, empty: str = "没有问题记录。", on_row: Callable[[str], None] | None = None,
                  row_code: str | None = None, note: str | None = None, total: int | None = None,
                  full: Callable[[bool], pd.DataFrame] | None = None, order: str = "") -> None:
-    """A masked problem list with its count and CSV / Excel downloads (formula cells neutralised).
+    """A masked problem list with its count and CSV / Excel downloads (formula cells neutralised; the Excel file
+    with the list's title, scope and date rows above its header, CSV a plain header row), in the order shown.
     `df` may be a function of ``unmasked``: then a user allowed to unmask gets the per-view toggle.
     A long list arrives cut to its first LIST_ROWS (+1, to tell that it is cut): the page shows those
     with the list's ``total`` and the downloads build the whole list through ``full`` when clicked."""
@@ -214,7 +215,10 @@ def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: lis
     c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(rows(), TITLES), file_name=f"{stem}.csv",
                        mime="text/csv", on_click=auth.record_export, args=(file_stem, n, not unmasked, f.scope, "csv"),
                        key=_key(f"csv-{file_stem}", f) + f"|{unmasked}", icon=":material/download:")
-    c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(rows(), TITLES, sheet=title[:31]),
+    heading = export.Heading(title if title.endswith("清单") else f"{title}清单",
+                             f.region_name + (f" · {f.unit_name}" if f.unit else ""), f.as_of,
+                             note=None if unmasked else "个人信息已脱敏")
+    c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(rows(), TITLES, sheet=title[:31], heading=heading),
                        file_name=f"{stem}.xlsx", on_click=auth.record_export,
                        args=(file_stem, n, not unmasked, f.scope, "xlsx"),
                        key=_key(f"xlsx-{file_stem}", f) + f"|{unmasked}", icon=":material/download:",
