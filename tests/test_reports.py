@@ -423,3 +423,35 @@ def test_month_means_its_last_day(engine, db_url, capsys, tmp_path):
 
     rows = audit.query(engine, event=audit.EXPORT)
     assert (rows["object"] == "report").sum() == 1
+
+
+def test_supervision_section_lists_open_and_overdue_orders(engine, db_url, capsys, tmp_path):
+    """The briefing's 督办整改 section names each order with items not rectified on the date, with the counts
+    `bangfu rectify list` gives; without such an order it says there is none."""
+    from .conftest import write_ledger
+    from .test_metrics import coverage_ledger
+
+    cli(capsys, "import", write_ledger(tmp_path / "l", coverage_ledger()), "--db", db_url)
+    before = tmp_path / "before.docx"
+    cli(capsys, "report", "--as-of", "2026-07-31", "--format", "docx", "--output", before, "--db", db_url)
+    paras, tables = docx_sections(before)
+    heading = next(p for p in paras if re.match(r"^[一二三四五六七八九十]、督办整改情况", p))
+    assert "没有整改中或逾期未整改的督办事项" in paras[paras.index(heading) + 1]
+    assert heading not in tables
+
+    order = cli_json(capsys, "rectify", "issue", "uncovered", "--unit", "U2", "--deadline", "2026-07-15",
+                     "--as-of", "2026-06-30", "--db", db_url)
+    items = cli_json(capsys, "rectify", "list", "--as-of", "2026-07-31", "--db", db_url)
+    overdue = sum(1 for i in items if i["order_id"] == order["order_id"] and i["status"] == "overdue")
+    still_open = sum(1 for i in items if i["order_id"] == order["order_id"] and i["status"] == "open")
+    assert overdue + still_open == order["items"] >= 1
+    after = tmp_path / "after.docx"
+    cli(capsys, "report", "--as-of", "2026-07-31", "--format", "docx", "--output", after, "--db", db_url)
+    paras, tables = docx_sections(after)
+    heading = next(p for p in paras if re.match(r"^[一二三四五六七八九十]、督办整改情况", p))
+    assert f"共有1份督办单尚未整改完毕，其中逾期未整改事项{overdue}条、整改中事项{still_open}条" in \
+        paras[paras.index(heading) + 1]
+    (table,) = tables[heading]
+    assert table[0] == ["督办单号", "派出单位", "问题类型", "下达日期", "整改期限", "逾期未整改", "整改中"]
+    assert table[1] == [order["order_id"], "石家庄市教育局", "未结对覆盖", "2026年6月30日", "2026年7月15日",
+                        str(overdue), str(still_open)]
