@@ -9,6 +9,7 @@ from data_access import metrics as m
 from data_access.dates import months_before
 from ui import charts, data, filters
 from ui import format as fmt
+from ui import supervision as ui_sv
 from ui.boot import require_app
 from ui.report import report_button
 from ui.widgets import click_chart, kpi, problem_list
@@ -98,3 +99,4 @@ problem_list(lambda u: data.overdue(url, d, scope, unmasked=u),
              "走访逾期结对", "overdue", f, empty="当前范围内没有走访逾期的结对。",
              on_row=filters.open_helper, row_code="helper_id", total=tot["overdue"], order="间隔最长的",
              full=lambda u: data.full_list("overdue", url, d, scope, unmasked=u))
+ui_sv.issue_panel("overdue", f)

@@ -8,6 +8,7 @@ import streamlit as st
 from data_access import metrics as m
 from ui import charts, data, filters
 from ui import format as fmt
+from ui import supervision as ui_sv
 from ui.boot import require_app
 from ui.report import report_button
 from ui.widgets import click_chart, kpi, problem_list
@@ -72,6 +73,7 @@ problem_list(lambda u: violators(by_load(data.cap_list(url, d, scope, 1, unmaske
              empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。", on_row=filters.open_helper, row_code="helper_id",
              total=tot["violators"], order="帮扶户数最多的",
              full=lambda u: by_load(data.full_list("cap", url, d, scope, unmasked=u)))
+ui_sv.issue_panel("cap", f)
 
 with st.expander("全部在帮责任人及帮扶户数"):
     problem_list(lambda u: by_load(data.cap_list(url, d, scope, 1, unmasked=u)), cols, "在帮责任人帮扶户数", "loads", f,

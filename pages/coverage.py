@@ -8,6 +8,7 @@ import streamlit as st
 from data_access import metrics as m
 from ui import charts, data, filters
 from ui import format as fmt
+from ui import supervision as ui_sv
 from ui.boot import require_app
 from ui.report import report_button
 from ui.widgets import click_chart, click_table, kpi, pct_column, problem_list
@@ -69,6 +70,16 @@ problem_list(lambda u: data.uncovered(url, d, scope, unmasked=u),
              # with a unit scope the list is of the unit's assigned villages, which the tiles do not count
              total=None if scope.unit else tot["households"] - tot["covered"], order="按户编号",
              full=lambda u: data.full_list("uncovered", url, d, scope, unmasked=u))
+ui_sv.issue_panel("uncovered", f)
+
+st.subheader("未经批准的调换")
+st.caption("因患病、调离、处分结束的结对（调换）须经县委组织部批准（第十条）；这里列出截至当日结束、未记录批准的调换。")
+problem_list(lambda u: data.unapproved(url, d, scope, unmasked=u),
+             ["pairing_id", "helper_id", "helper_name", "unit_name", "household_id", "head_name", "start_date",
+              "end_date", "end_reason"],
+             "未批准调换", "unapproved", f, empty="当前范围内没有未经批准的调换。", order="按结对编号",
+             full=lambda u: data.full_list("unapproved", url, d, scope, unmasked=u))
+ui_sv.issue_panel("unapproved", f)
 
 st.subheader("派出单位驻村帮扶覆盖")
 st.caption("每个单位：截至当日驻村帮扶的村里的在帮贫困户中，由本单位责任人结对的比例（第七条）。选中一行打开单位页。")

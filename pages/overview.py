@@ -7,6 +7,7 @@ import streamlit as st
 from data_access.dates import previous_month_end
 from ui import charts, data, filters
 from ui import format as fmt
+from ui import supervision as ui_sv
 from ui.boot import require_app
 from ui.report import report_button
 from ui.widgets import click_chart, kpi
@@ -66,6 +67,13 @@ kpi(c[5], f"{f.year}年度优秀占比", fmt.pct(s_now["excellent"]), fmt.pp_del
           f"不合格 {fmt.pct(s_now['unqualified'])}，未考核 {fmt.num(rt['missing'])} 人。考核按年度进行，变化与上一年度相比。"))
 # one short line under the tile (优秀 is the tile's value; 未考核 is in the help text)
 c[5].caption(f"合格 {fmt.pct(s_now['qualified'])} · 不合格 {fmt.pct(s_now['unqualified'])}")
+
+# supervision orders (RULES.md M7): items past their deadline that the ledger does not show rectified
+sv = ui_sv.totals(url, d, scope)
+if sv["items"]:
+    st.page_link("pages/supervision.py", icon=":material/assignment_late:",
+                 label=f"督办整改：逾期未整改 {fmt.num(sv['overdue'])} 条 · 整改中 {fmt.num(sv['open'])} 条 · "
+                       f"已整改 {fmt.num(sv['rectified'])} 条（整改率 {fmt.pct(sv['rate'])}）")
 
 st.divider()
 left, right = st.columns([1, 1])
