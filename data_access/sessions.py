@@ -18,8 +18,8 @@ Kinds (``kind``)
 A session is valid while its row exists, is not revoked, has not reached ``expires_at``, its user exists
 and is enabled, and (kind ``user``) it is not idle. ``resume`` revokes a session it finds idle or expired,
 so it can never come back (e.g. after a longer idle timeout is configured). ``last_seen_at`` is written at
-most once per ``TOUCH_INTERVAL`` (a minute), not on every rerun: a session may therefore be judged idle up to
-a minute early when only ``last_seen_at`` is known (a reload).
+most once per ``TOUCH_INTERVAL`` (a minute; a tenth of the idle timeout when that is shorter), not on every
+rerun: a reload, which knows only ``last_seen_at``, may judge a session idle that much early.
 
 API (``bind`` is an Engine, or a Connection whose transaction the caller commits; times are naive UTC)
 ------------------------------------------------------------------------------------------------------
@@ -27,7 +27,8 @@ API (``bind`` is an Engine, or a Connection whose transaction the caller commits
 ``check(bind, token, now=None, idle_timeout=None, activity=None) -> Check``   reads only
 ``resume(bind, token, now=None, idle_timeout=None, activity=None) -> Check``  check, then revoke an idle or
     expired session (``Check.ended``: revoked by this call), or touch a valid one
-``touch(bind, session, now=None) -> bool``        last_seen_at = now, when it is a minute old or more
+``touch(bind, session, now=None, interval=TOUCH_INTERVAL) -> bool``  last_seen_at = now, when it is
+    ``interval`` old or more
 ``revoke(bind, token, now=None) -> bool``         sign-out; False when already revoked or unknown
 ``revoke_user(bind, username, now=None) -> int``  every open session of a user (``users.disable_user`` and
     ``users.set_password`` call it in their transaction)
@@ -174,24 +175,26 @@ def resume(bind, token, now: dt.datetime | None = None, idle_timeout: dt.timedel
            activity: dt.datetime | None = None) -> Check:
     """``check``, then: an idle, expired or disabled user's session is revoked; a valid one is touched."""
     now = _now(now)
+    idle_timeout = idle_timeout or default_idle_timeout()
     res = check(bind, token, now=now, idle_timeout=idle_timeout, activity=activity)
     if res.reason in ("idle", "expired", "disabled"):
         return res._replace(ended=revoke(bind, token, now=now))
     if res.ok:
-        touch(bind, res.session, now=now)
+        touch(bind, res.session, now=now, interval=min(TOUCH_INTERVAL, idle_timeout / 10))
     return res
 
 
-def touch(bind, session: Session, now: dt.datetime | None = None) -> bool:
-    """Record that the session was used now — only when ``last_seen_at`` is ``TOUCH_INTERVAL`` old or more
+def touch(bind, session: Session, now: dt.datetime | None = None,
+          interval: dt.timedelta = TOUCH_INTERVAL) -> bool:
+    """Record that the session was used now — only when ``last_seen_at`` is ``interval`` old or more
     (one write a minute at most, not one per rerun). True when written."""
     now = _now(now)
-    if session is None or now - session.last_seen_at < TOUCH_INTERVAL:
+    if session is None or now - session.last_seen_at < interval:
         return False
     with _tx(bind) as conn:
         n = conn.execute(sessions.update()
                          .where(sessions.c.token_hash == session.token_hash, sessions.c.revoked_at.is_(None),
-                                sessions.c.last_seen_at <= now - TOUCH_INTERVAL)
+                                sessions.c.last_seen_at <= now - interval)
                          .values(last_seen_at=now)).rowcount
     return n > 0
 

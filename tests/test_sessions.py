@@ -67,6 +67,14 @@ def test_resume_touches_at_most_once_a_minute(two_users):
     # check() alone never writes
     assert sessions.check(engine, token, now=T0 + dt.timedelta(minutes=10), idle_timeout=IDLE).ok
     assert _row(engine, token).last_seen_at == T0 + dt.timedelta(seconds=61)
+    # a short idle timeout (one minute): touched every tenth of it, so a reload is not judged idle early
+    short = dt.timedelta(minutes=1)
+    at = T0 + dt.timedelta(seconds=61 + 50)  # 50 s after the last touch: within the minute
+    assert sessions.resume(engine, token, now=at, idle_timeout=short).ok
+    assert _row(engine, token).last_seen_at == at
+    assert sessions.resume(engine, token, now=at + dt.timedelta(seconds=3), idle_timeout=short).ok
+    assert _row(engine, token).last_seen_at == at  # 3 s: no write
+    assert sessions.resume(engine, token, now=at + dt.timedelta(seconds=55), idle_timeout=short).ok
 
 
 def test_idle_timeout_counts_last_seen_and_the_callers_activity_and_revokes(two_users):
