@@ -305,6 +305,8 @@ def test_briefing_files_match_the_command_line(engine, demo, capsys, tmp_path):
     text = "\n".join(paras)
     for p in phrases:
         assert p in text, p
+    cells = [c for ts in tables.values() for t in ts for row in t for c in row]
+    assert not {"nan", "None", "NaT"} & set(cells)  # an empty value (a helper without a department) is blank
     for rule, heading in HEADINGS.items():
         assert heading in paras, rule
         got = tables.get(heading, [])
@@ -383,6 +385,11 @@ def test_briefing_files_match_the_command_line(engine, demo, capsys, tmp_path):
                         assert abs(cell.value - g[f]) < 1e-9 and cell.number_format == "0.0%", (rule, kind, code, f)
                     else:
                         assert cell.value == g[f] and cell.number_format == "#,##0", (rule, kind, code, f, cell.value)
+    # a region whose only child has its own name (定州市 139001 → 定州市 130682): every rule ranked one level down
+    from data_access import reports
+
+    dingzhou = reports.build(engine, D, "139001")
+    assert {s.region_level for s in dingzhou.sections} == {"township"}
     annex_ws = book["附件 问题单位"]
     top = int(re.match(r"[A-Z]+(\d+)", annex_ws.freeze_panes).group(1)) - 1
     got = {r[0].value: [c.value for c in r[4:]] for r in annex_ws.iter_rows(min_row=top + 1)}
@@ -455,3 +462,15 @@ def test_supervision_section_lists_open_and_overdue_orders(engine, db_url, capsy
     assert table[0] == ["督办单号", "派出单位", "问题类型", "下达日期", "整改期限", "逾期未整改", "整改中"]
     assert table[1] == [order["order_id"], "石家庄市教育局", "未结对覆盖", "2026年6月30日", "2026年7月15日",
                         str(overdue), str(still_open)]
+
+
+def test_case_rows_leave_a_missing_department_blank():
+    """The helpers over the cap come as a frame whose text columns pandas may hold as strings with NaN for a
+    missing department (pandas 3): the table shows a blank cell, never "nan"."""
+    import pandas as pd
+
+    from data_access.reports.layout import case_rows
+
+    cases = pd.DataFrame({"helper_name": ["张**", "李**"], "unit_name": ["省财政厅", "市教育局"],
+                          "department": pd.Series(["综合处", None], dtype="str"), "load": [7, 6]})
+    assert case_rows(cases) == [["张**", "省财政厅", "综合处", "7"], ["李**", "市教育局", "", "6"]]

@@ -24,7 +24,7 @@ from .. import schema, settings
 from ..dates import months_before, previous_month_end
 from ..db import BangfuError
 from ..metrics import ALL, Conn, Scope
-from ..views import LEVEL_ZH, UNIT_LEVEL_ZH, child_level, list_units, region_info
+from ..views import LEVEL_ZH, UNIT_LEVEL_ZH, child_level, list_regions, list_units, region_info
 
 WORST_N = 5  # the counties and units named per rule
 CASES_N = 10  # the helpers over the cap named in the cap section
@@ -399,6 +399,11 @@ def build(bind, as_of: dt.date | None = None, region: str | None = None, unit: s
         unit_info = list_units(conn, None).set_index("unit_id") if not unit else None
 
         child = child_level(level)
+        # a region whose only child has its own name (定州市 139001 → 定州市 130682) is ranked one level further
+        # down, as on the dashboard (ui/filters.Filters.child)
+        kids = list_regions(conn, region) if region else None
+        if kids is not None and len(kids) == 1 and kids.iloc[0]["name"] == region_name:
+            child = child_level(kids.iloc[0]["level"])
         sections = []
         for i, key in enumerate(keys):
             rule = RULES[key]
@@ -414,15 +419,7 @@ def build(bind, as_of: dt.date | None = None, region: str | None = None, unit: s
                 prev = _total(conn, key, before, scope, year, start)
                 label, period = date_zh(before), None
             lvl = child
-            groups = pd.DataFrame()
-            while lvl:
-                groups = _metric(conn, key, as_of, lvl, scope, year, start)
-                # a region whose only child has its own name (定州市 → 定州市) is ranked one level further down
-                deeper = child_level(lvl)
-                if len(groups) == 1 and groups.iloc[0]["name"] == region_name and deeper:
-                    lvl = deeper
-                    continue
-                break
+            groups = _metric(conn, key, as_of, lvl, scope, year, start) if lvl else pd.DataFrame()
             regions = rank(rule, _derive_frame(key, groups)) if lvl else None
             units = None
             if not unit:

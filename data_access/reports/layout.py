@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from . import charts
 from .content import (ANNEX_COLS, CASES_N, CHART_N, NUMERALS, SOURCE, WORST_N, Briefing, Section, date_zh, num,
                       pct)
@@ -29,11 +31,12 @@ class Block:
 
 
 def _cell(value, kind: str) -> str:
+    missing = value is None or value is pd.NA or (isinstance(value, float) and value != value)
     if kind == "int":
         return num(value)
     if kind == "pct":
-        return pct(None if value is None or value != value else float(value))
-    return "" if value is None or value != value else str(value)
+        return pct(None if missing else float(value))
+    return "" if missing else str(value)
 
 
 def group_table(section: Section, df, cols, first_title: str) -> Block:
@@ -41,6 +44,12 @@ def group_table(section: Section, df, cols, first_title: str) -> Block:
     rows = [[str(r["name"])] + [_cell(r[c], k) for c, _, k in cols] for _, r in df.iterrows()]
     return Block("table", headers=headers, rows=rows, aligns=["l"] + ["r"] * len(cols),
                  widths=[2.6] + [1.0] * len(cols))
+
+
+def case_rows(cases) -> list[list[str]]:
+    """The helpers over the cap as table rows: name, unit, department (blank when there is none), load."""
+    return [[_cell(r["helper_name"], "text"), _cell(r["unit_name"], "text"), _cell(r["department"], "text"),
+             num(r["load"])] for _, r in cases.iterrows()]
 
 
 def _worst_heading(section: Section, n_shown: int, what: str) -> str:
@@ -77,9 +86,7 @@ def section_blocks(b: Briefing, s: Section, figure_no: list[int]) -> list[Block]
         note = "" if b.unmasked else "（姓名已脱敏）"
         out.append(Block("para", f"帮扶户数最多的{len(s.cases)}名超上限责任人{note}："
                          if len(s.cases) < CASES_N else f"帮扶户数最多的前{CASES_N}名超上限责任人{note}："))
-        rows = [[str(r["helper_name"] or ""), str(r["unit_name"] or ""), str(r["department"] or ""), num(r["load"])]
-                for _, r in s.cases.iterrows()]
-        out.append(Block("table", headers=["姓名", "派出单位", "处室", "帮扶户数"], rows=rows,
+        out.append(Block("table", headers=["姓名", "派出单位", "处室", "帮扶户数"], rows=case_rows(s.cases),
                          aligns=["l", "l", "l", "r"], widths=[1.2, 2.8, 1.6, 1.0]))
     png = charts.section_chart(s, CHART_N)
     if png:
