@@ -26,7 +26,7 @@ import uuid
 
 import streamlit as st
 
-from data_access import audit, users
+from data_access import audit, db, users
 from data_access import sessions, settings
 from data_access.metrics import Scope
 from data_access.users import User
@@ -58,7 +58,7 @@ SCREEN_LABEL = "投屏模式"
 SCREEN_END_LABEL = "结束投屏"
 BAD_LOGIN = "用户名或密码错误"
 DEMO_BANNER = ("演示模式（免登录）：数据库中还没有用户，当前以只读的演示身份浏览，个人信息已脱敏。"
-               "创建第一个用户（bangfu user add）后即需要登录。")
+               "管理员创建用户后即需要登录。")
 NO_USERS = ("尚未创建任何看板用户，暂不显示数据。请管理员在服务器上运行 "
             "`bangfu user add admin --role province` 创建第一个用户，然后刷新本页登录。")
 DENIED = "您无权查看该范围的数据，已显示您有权查看的范围为空。"
@@ -98,7 +98,7 @@ def require_login(url: str) -> User:
     """The user of this run, or the login form / fail-closed message and st.stop()."""
     engine = data.engine(url)
     if users.count_users(engine) == 0:
-        if data.is_demo(url):
+        if db.is_demo(engine):  # read every run, never cached: an import clears the marker (fail closed at once)
             return _run_as(DEMO_USER, "demo")
         _forget()
         st.error(NO_USERS, icon=":material/lock:")

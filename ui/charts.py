@@ -17,18 +17,33 @@ def _height(n: int, per: int = 30, base: int = 120, lo: int = 260, hi: int = 140
     return max(lo, min(hi, base + per * n))
 
 
+def axis_start(values: list[float]) -> float:
+    """Where a rate axis starts: 5 points below the lowest figure, down to a multiple of 5 %, never below 0
+    (and 0 when the lowest figure is under 50 %: then the whole scale reads better)."""
+    if not values:
+        return 0.0
+    low = min(values)
+    if low < 0.5:
+        return 0.0
+    return max(0.0, math.floor((low - 0.05) * 20 + 1e-9) / 20)
+
+
 def ranking_bar(df: pd.DataFrame, value: str, title: str, axis_title: str, *, kind: str = "rate",
-                band: str | None = None, hover: list[str] | None = None, order: str = "desc",
+                band: str | None = None, hover: list[str] | None = None, order: str | None = None,
                 dark: bool = False, height: int | None = None, label: str = "name", code: str = "code",
                 font_size: int | None = None, note: str | None = None) -> go.Figure:
-    """Horizontal bars sorted top-down by value (`order` 'desc' or 'asc'). `kind` 'rate' (0..1, shown
-    as %, coloured by the display band) or 'count' of problems (zero green, else red).
+    """Horizontal bars sorted top-down by value, worst first by default (`order` None: a rate from the
+    lowest, a count of problems from the highest; or 'desc' / 'asc'). `kind` 'rate' (0..1, shown
+    as %, coloured by the display band) or 'count' of problems (zero green, else red). A rate's axis
+    starts near the lowest figure (a multiple of 5 %, said in the axis title) so that 90 % and 95 % differ.
     `note`: a format string over the row appended to each bar's label, e.g. "{overdue}/{active_pairings}".
     No y-axis title: the chart title names the rows (各市…, …的派出单位).
     customdata[0] is the row's code (for clicks), customdata[1] the hover text. Row labels are ledger
     names: shown as text (format.html_text), never read as plotly's HTML."""
     d = df.copy()
     d = d[d[value].notna()]
+    if order is None:
+        order = "asc" if kind == "rate" else "desc"
     d = d.sort_values(value, ascending=order == "asc", kind="stable")
     if kind == "rate":
         colors = [theme.band_color(x, band, dark) for x in d[value]] if band else [theme.PRIMARY] * len(d)
@@ -50,15 +65,19 @@ def ranking_bar(df: pd.DataFrame, value: str, title: str, axis_title: str, *, ki
             textfont=dict(size=font_size) if font_size else None, constraintext="none",
         )
     )
-    theme.style(fig, title, axis_title, dark=dark, height=height or _height(len(d)), legend=False)
+    lo = axis_start([float(x) for x in d[value]]) if kind == "rate" else 0.0
+    x_title = f"{axis_title}（横轴从 {lo:.0%} 起）" if kind == "rate" and lo > 0 else axis_title
+    theme.style(fig, title, x_title, dark=dark, height=height or _height(len(d)), legend=False)
     fig.update_yaxes(autorange="reversed", type="category")
     if kind == "rate":
-        lo = min([0.0] + [float(x) for x in d[value]])
         # the axis runs past 100% to leave room for the labels; its ticks stop at 100%
-        fig.update_xaxes(tickformat=".0%", range=[lo, 1.25 if note else 1.08],
-                         tickvals=[x / 5 for x in range(math.floor(lo * 5), 6)])
+        span = 1.0 - lo
+        step = 0.05 if span <= 0.3 else 0.1 if span <= 0.6 else 0.2
+        fig.update_xaxes(tickformat=".0%", range=[lo, 1.0 + span * (0.4 if note else 0.2)],
+                         tickvals=[round(lo + i * step, 4) for i in range(int(round(span / step)) + 1)])
     else:
-        fig.update_xaxes(tickformat=",d", rangemode="tozero")
+        top = max([0] + [int(x) for x in d[value]])
+        fig.update_xaxes(tickformat=",d", rangemode="tozero", **({"dtick": 1} if top <= 8 else {}))  # no "1 1 2 2"
     fig.update_layout(clickmode="event+select", dragmode=False)
     return fig
 

@@ -341,7 +341,7 @@ def open_page(code: str, page: str, drop: tuple[str, ...] = ()) -> None:
 # ------------------------------------------------------------------------------------------- meeting
 
 
-def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640) -> None:
+def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640, stretch: bool = False) -> None:
     """The meeting screen's map: 走访合规率 of every county in scope (the ranking's figure), dark, not
     clickable. Drawn for a province or city scope only (below, a county is a single polygon)."""
     if f.level not in ("province", "city"):
@@ -351,11 +351,20 @@ def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640) -> None:
         return
     metric = METRICS["cadence"]
     on, off = frame(v, figure_frame("cadence", data.meeting_ranking(f.url, as_of, "county", scope)))
-    fig = choropleth(on, "county", metric, height=height, width=700, dark=True, title="各县（市、区）走访合规率")
+    title = "各县（市、区）走访合规率"
+    if stretch:  # the title as page text (it wraps on a phone), the map below it
+        st.markdown(f'<div class="bf-ctitle">{title}</div>', unsafe_allow_html=True)
+    fig = choropleth(on, "county", metric, height=height, width=560 if stretch else 700, dark=True,
+                     title=None if stretch else title)
     fig.update_layout(transition=dict(duration=0))
-    st.plotly_chart(fig, key="meeting-map", theme=None, config=PLOTLY_CONFIG)
     note = html_text(SOURCE)
     if len(off):
         rows = "、".join(f"{html_text(n)} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
         note = f"未在地图上显示：{rows}。{note}"
-    st.markdown(f'<div class="bf-note" style="font-size:1rem">{note}</div>', unsafe_allow_html=True)
+    if stretch:  # the note as a line inside the figure: a line below a stretched chart would be cut off
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=0, xanchor="left", yanchor="bottom",
+                           showarrow=False, font=dict(size=14, color=theme.DARK_MUTED))
+    # stretch: the chart fills its fixed-height box (the map fitted for ``height``)
+    st.plotly_chart(fig, key="meeting-map", theme=None, config=PLOTLY_CONFIG, **({"height": "stretch"} if stretch else {}))
+    if not stretch:
+        st.markdown(f'<div class="bf-note" style="font-size:1rem">{note}</div>', unsafe_allow_html=True)
