@@ -316,7 +316,6 @@ def cmd_problems(args) -> int:
     from sqlalchemy import select
 
     from . import schema
-    from .export import to_csv_bytes, to_xlsx_bytes
     from .metrics import Scope
     from .problems import PROBLEMS
 
@@ -328,20 +327,27 @@ def cmd_problems(args) -> int:
             raise InputError(f"派出单位 '{args.unit}' 不存在")
     as_of = args.as_of or settings.today()
     df = PROBLEMS[args.kind](engine, as_of, Scope(args.region, args.unit))
-    if args.format == "json":
-        data = (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
-    elif args.format == "csv":
-        data = to_csv_bytes(df, bom=bool(args.output))
-    else:
-        if not args.output and sys.stdout.isatty():
-            raise UsageError("xlsx 格式需要 --output FILE")
-        data = to_xlsx_bytes(df, sheet=args.kind)
+    data = _frame_bytes(df, args.format, args.output, sheet=args.kind)
     from . import audit
 
     audit.record_export(engine, CLI_ACTOR, f"problems:{args.kind}", len(df), masked=False,
                         scope=Scope(args.region, args.unit), fmt=args.format)
     _emit(data, args.output, f"{len(df)} 行")
     return EXIT_OK
+
+
+def _frame_bytes(df, fmt: str, output: str | None, sheet: str) -> bytes:
+    """A list as the command line prints it: one JSON array, CSV (with a BOM into a file) or an Excel workbook
+    (only into a file, never onto a terminal)."""
+    from .export import to_csv_bytes, to_xlsx_bytes
+
+    if fmt == "json":
+        return (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+    if fmt == "csv":
+        return to_csv_bytes(df, bom=bool(output))
+    if not output and sys.stdout.isatty():
+        raise UsageError("xlsx 格式需要 --output FILE")
+    return to_xlsx_bytes(df, sheet=sheet)
 
 
 def _emit(data: bytes, output: str | None, what: str) -> None:
@@ -600,21 +606,11 @@ def cmd_rectify(args) -> int:
             raise InputError(str(exc)) from None
         print(json.dumps(out, ensure_ascii=False))
         return EXIT_OK
-    from .export import to_csv_bytes, to_xlsx_bytes
-
     as_of = args.as_of or settings.today()
     df = supervision.item_status(engine, as_of, unit=args.unit)
     if args.status:
         df = df[df["status"] == args.status].reset_index(drop=True)
-    if args.format == "json":
-        data = (json.dumps(_records(df), ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
-    elif args.format == "csv":
-        data = to_csv_bytes(df, bom=bool(args.output))
-    else:
-        if not args.output and sys.stdout.isatty():
-            raise UsageError("xlsx 格式需要 --output FILE")
-        data = to_xlsx_bytes(df, sheet="rectify")
-    _emit(data, args.output, f"{len(df)} 行")
+    _emit(_frame_bytes(df, args.format, args.output, sheet="rectify"), args.output, f"{len(df)} 行")
     return EXIT_OK
 
 
