@@ -93,3 +93,27 @@ with left:
 with right:
     tr = figs["trend"]
     click_chart(charts.trend_lines(tr), "overview-trend", f)
+
+# worst 10 counties and worst 10 sending units of the whole scope (the province for a province user),
+# whatever the drill level above: the ones to call first
+st.divider()
+WORST_N, MIN_PAIRINGS = 10, 5
+where = "全省" if f.level == "province" else "本范围"
+w1, w2 = st.columns(2)
+for col, by, what, action in ((w1, "county", "县（市、区）", filters.drill_to), (w2, "unit", "派出单位", filters.open_unit)):
+    with col:
+        rows = data.cadence(url, d, by, scope)
+        rows = rows[rows["active_pairings"] >= MIN_PAIRINGS].copy()
+        if rows.empty:
+            st.info(f"{where}没有在帮结对不少于{MIN_PAIRINGS}个的{what}，不作排名。")
+            continue
+        rows["compliance"] = 1 - rows["overdue"] / rows["active_pairings"]
+        worst = rows.sort_values(["compliance", "overdue", "code"], ascending=[True, False, True],
+                                 kind="stable").head(WORST_N)
+        fig = charts.ranking_bar(
+            worst, "compliance", f"{where}走访合规率最低的{len(worst)}个{what}", "走访合规率", band="compliance",
+            order="asc", note="{overdue}/{active_pairings}",
+            hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"])
+        click_chart(fig, f"overview-worst-{by}", f, action)
+        st.caption(f"括号内为逾期结对/在帮结对；只比较在帮结对不少于{MIN_PAIRINGS}个的{what}"
+                   f"（{len(rows):,} 个）。点击条形查看。")

@@ -129,7 +129,7 @@ def test_overview_tiles_equal_the_metric_engine(app_db):
     r = m.total_row(m.ratings(engine, AS_OF.year - 1, "province", m.ALL), "ratings")
     rated = r["excellent"] + r["qualified"] + r["unqualified"]
     assert shown[f"{AS_OF.year - 1}年度优秀占比"] == fmt.pct(r["excellent"] / rated)
-    assert len(at.get("plotly_chart")) == 2  # city ranking + 12-month trend
+    assert len(at.get("plotly_chart")) == 4  # city ranking + 12-month trend + worst 10 counties and units
     assert not at.warning  # not demo data, no bad parameter
 
 

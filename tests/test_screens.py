@@ -107,3 +107,17 @@ def test_rate_bars_separate_90_from_95_and_put_the_worst_on_top():
     counts = pd.DataFrame({"code": ["a", "b"], "name": ["甲", "乙"], "n": [2, 7]})
     fig = charts.ranking_bar(counts, "n", "各市", "逾期", kind="count")
     assert list(fig.data[0].x) == [7, 2]
+
+
+def test_overview_shows_the_worst_counties_and_units_of_the_province(app_db):
+    _, engine = app_db
+    at = run(as_of=D)
+    by_title = {s["layout"]["title"]["text"]: s for s in _specs(at)}
+    for by, what in (("county", "县（市、区）"), ("unit", "派出单位")):
+        title = next((t for t in by_title if t.startswith("全省走访合规率最低的") and t.endswith(what)), None)
+        assert title, (what, list(by_title))
+        bars = _arr(by_title[title]["data"][0]["x"])
+        cad = m.cadence(engine, AS_OF, by, m.ALL)
+        cad = cad[cad["active_pairings"] >= 5]
+        want = sorted(1 - cad["overdue"] / cad["active_pairings"])[:10]
+        assert [round(x, 9) for x in bars] == [round(x, 9) for x in want]  # worst first, the worst ten
