@@ -121,3 +121,4 @@ def test_overview_shows_the_worst_counties_and_units_of_the_province(app_db):
         cad = cad[cad["active_pairings"] >= 5]
         want = sorted(1 - cad["overdue"] / cad["active_pairings"])[:10]
         assert [round(x, 9) for x in bars] == [round(x, 9) for x in want]  # worst first, the worst ten
+

@@ -87,3 +87,22 @@ def test_meeting_screen_fits_without_scrolling(screen, shots, scope):
     if w >= 1000:  # a projector: everything on one screen
         assert sizes["mainH"] <= sizes["mainCH"] + 1, f"meeting ({scope}) scrolls at {w}×{h}: {sizes}"
         assert sizes["docH"] <= sizes["winH"] + 1
+
+
+def test_long_tables_are_shown_whole_not_in_a_ten_row_box(browser, server, shots):
+    """The units list of the demo (hundreds of units) is not a ten-row scroll box: the table is as tall as
+    many more rows (Streamlit's "content" height, up to its 10,000 px cap)."""
+    ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    ctx.set_default_timeout(TIMEOUT)
+    ctx.add_init_script(QUIET_JS)
+    pg = ctx.new_page()
+    try:
+        pg.goto(server + "/units")
+        wait_ready(pg)
+        grid = pg.locator('[data-testid="stDataFrame"]').first
+        grid.wait_for()
+        settle(pg)
+        height = grid.bounding_box()["height"]
+        assert height > 40 * 35, f"the units table is {height:.0f} px tall: a scroll box, not the whole list"
+    finally:
+        ctx.close()

@@ -133,12 +133,17 @@ def pct_column() -> st.column_config.NumberColumn:
     return st.column_config.NumberColumn(format="%.1f%%")
 
 
+# Tables are shown whole (Streamlit's "content": no ten-row scroll box; capped by Streamlit at 10,000 px,
+# about 280 rows, beyond which the table scrolls). Long problem lists are cut at LIST_ROWS before this.
+TABLE_HEIGHT = "content"
+
+
 def table(df: pd.DataFrame, key: str | None = None) -> None:
-    st.dataframe(df, hide_index=True, key=key, column_config=number_config(df), placeholder="—")
+    st.dataframe(df, hide_index=True, key=key, column_config=number_config(df), placeholder="—", height=TABLE_HEIGHT)
 
 
 def click_table(df: pd.DataFrame, base_key: str, f: Filters, codes: list, action: Callable[[str], None],
-                column_config: dict | None = None, height="auto") -> None:
+                column_config: dict | None = None, height=TABLE_HEIGHT) -> None:
     """A table where choosing a row calls action(codes[row])."""
     key = _key(base_key, f)
     column_config = number_config(df, column_config)
