@@ -129,7 +129,7 @@ def test_overview_briefing_for_the_scope_and_date_is_audited(app, capsys):
 
 
 def test_rule_page_briefing_holds_that_rule(app):
-    url, engine, files = app
+    _, engine, files = app
     t0 = audit.utcnow()
     at = open_page("cadence", as_of=D)
     buttons = report_buttons(at)
@@ -144,7 +144,7 @@ def test_rule_page_briefing_holds_that_rule(app):
 
 
 def test_unmasked_briefing_only_when_asked_by_a_user_allowed_to(app):
-    url, engine, files = app
+    _, engine, files = app
     t0 = audit.utcnow()
     at = open_page("cap", UNMASKER, UNMASKER_PW, as_of=D)
     name = f"通报_province_{D}_cap.docx"
@@ -169,7 +169,7 @@ def test_excel_downloads_carry_title_scope_date_and_the_screen_order(app, monkey
     also for a list longer than the page shows (the overdue list: longest gap first). CSV stays one header row."""
     from ui import widgets
 
-    url, engine, files = app
+    files = app[2]
     monkeypatch.setattr(widgets, "LIST_ROWS", 1)  # the overdue list is cut on the page: the download builds it whole
     at = open_page("cadence", as_of=D, region=CITY)
     xlsx = next(n for n in files if n.startswith("overdue_") and n.endswith(".xlsx"))

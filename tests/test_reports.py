@@ -19,7 +19,7 @@ from docx import Document
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 from openpyxl import load_workbook
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from data_access import schema, settings
 from data_access.cli import main
@@ -224,22 +224,24 @@ def expected_phrases(o: dict) -> list[str]:
     """Sentences of the summary and the sections, each holding figures."""
     t, b = o["total"], o["before"]
     cov, cap, cad, ph, rt, rep = (t[k] for k in ("coverage", "cap", "cadence", "photos", "ratings", "replacements"))
-    pct = lambda x: f"{x * 100:.1f}%"  # noqa: E731
+    def pct(x):
+        return f"{x * 100:.1f}%"
+
     return [
-        f"{CITY_NAME}在帮贫困户{cov['households']:,}户，已结对{cov['covered']:,}户，结对覆盖率{pct(cov['rate'])}"
-        f"（{rate_phrase(cov['rate'], b['coverage']['rate'])}）",
+        (f"{CITY_NAME}在帮贫困户{cov['households']:,}户，已结对{cov['covered']:,}户，结对覆盖率{pct(cov['rate'])}"
+        f"（{rate_phrase(cov['rate'], b['coverage']['rate'])}）"),
         f"未覆盖{cov['uncovered']:,}户（{count_phrase(cov['uncovered'], b['coverage']['uncovered'], '户')}）",
         f"弱结对{cov['weak']:,}户",
-        f"在帮责任人{cap['helpers']:,}名，帮扶超过5户的{cap['violators']:,}名"
-        f"（{count_phrase(cap['violators'], b['cap']['violators'], '名')}），占{pct(cap['rate'])}，超出户数合计{cap['excess']:,}户",
-        f"在帮结对{cad['active_pairings']:,}个，超过规定间隔未入户走访的{cad['overdue']:,}个"
+        (f"在帮责任人{cap['helpers']:,}名，帮扶超过5户的{cap['violators']:,}名"
+        f"（{count_phrase(cap['violators'], b['cap']['violators'], '名')}），占{pct(cap['rate'])}，超出户数合计{cap['excess']:,}户"),
+        (f"在帮结对{cad['active_pairings']:,}个，超过规定间隔未入户走访的{cad['overdue']:,}个"
         f"（{count_phrase(cad['overdue'], b['cadence']['overdue'], '个')}），走访合规率{pct(cad['rate'])}"
-        f"（{rate_phrase(cad['rate'], b['cadence']['rate'])}）",
-        f"2025年11月1日至2026年10月31日入户走访{ph['in_home_visits']:,}次，上传电子照片{ph['with_photo']:,}次，"
-        f"照片上传率{pct(ph['rate'])}（{rate_phrase(ph['rate'], b['photos']['rate'], '截至2026年9月30日的12个月')}）",
-        f"2025年度已考核责任人{rt['rated']:,}名，其中优秀{rt['excellent']:,}名、合格{rt['qualified']:,}名、"
+        f"（{rate_phrase(cad['rate'], b['cadence']['rate'])}）"),
+        (f"2025年11月1日至2026年10月31日入户走访{ph['in_home_visits']:,}次，上传电子照片{ph['with_photo']:,}次，"
+        f"照片上传率{pct(ph['rate'])}（{rate_phrase(ph['rate'], b['photos']['rate'], '截至2026年9月30日的12个月')}）"),
+        (f"2025年度已考核责任人{rt['rated']:,}名，其中优秀{rt['excellent']:,}名、合格{rt['qualified']:,}名、"
         f"不合格{rt['unqualified']:,}名；有在帮结对但未考核的{rt['missing']:,}名"
-        f"（{count_phrase(rt['missing'], b['ratings']['missing'], '名', '2024年度')}）",
+        f"（{count_phrase(rt['missing'], b['ratings']['missing'], '名', '2024年度')}）"),
         f"调换结对{rep['replacements']:,}次，其中未经县委组织部批准的{rep['unapproved']:,}次",
         f"截至2026年10月31日，{CITY_NAME}结对覆盖率{pct(cov['rate'])}",
     ]

@@ -24,7 +24,14 @@ from .. import schema, settings
 from ..dates import months_before, previous_month_end
 from ..db import BangfuError
 from ..metrics import ALL, Conn, Scope
-from ..views import LEVEL_ZH, UNIT_LEVEL_ZH, child_level, list_regions, list_units, region_info
+from ..views import (
+    LEVEL_ZH,
+    UNIT_LEVEL_ZH,
+    child_level,
+    list_regions,
+    list_units,
+    region_info,
+)
 
 WORST_N = 5  # the counties and units named per rule
 CASES_N = 10  # the helpers over the cap named in the cap section
@@ -370,7 +377,7 @@ def build(bind, as_of: dt.date | None = None, region: str | None = None, unit: s
     keys = list(RULE_KEYS) if not rules else [k for k in RULE_KEYS if k in set(rules)]
     unknown = set(rules or []) - set(RULE_KEYS)
     if unknown:
-        raise ReportError(f"未知的指标 '{sorted(unknown)[0]}'，应为 {'、'.join(RULE_KEYS)} 之一")
+        raise ReportError(f"未知的指标 '{min(unknown)}'，应为 {'、'.join(RULE_KEYS)} 之一")
     region = (str(region).strip() or None) if region else None
     unit = (str(unit).strip() or None) if unit else None
     with Conn(bind) as conn:

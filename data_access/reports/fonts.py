@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from ..db import BangfuError
@@ -30,7 +30,7 @@ class MissingFont(BangfuError):
     """A font the briefing needs is not installed (one plain sentence)."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def font_file(family: str, style: str = "Regular") -> str:
     """The file holding ``family`` in ``style``; MissingFont (a plain sentence) when it is not installed."""
     known = KNOWN.get((family, style))
@@ -38,7 +38,7 @@ def font_file(family: str, style: str = "Regular") -> str:
         return known
     if shutil.which("fc-match"):
         out = subprocess.run(["fc-match", "-f", "%{family}\t%{file}", f"{family}:style={style}"],
-                             capture_output=True, text=True, timeout=10).stdout
+                             capture_output=True, text=True, timeout=10, check=False).stdout
         fam, _, path = out.partition("\t")
         if family in fam.split(",") and path and Path(path).exists():
             return path

@@ -8,13 +8,25 @@ annex of sending units with a problem on a page of its own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from . import charts
-from .content import (ANNEX_COLS, CASES_N, CHART_N, NUMERALS, SOURCE, WORST_N, Briefing, Section, date_zh, num,
-                      pct)
+from .content import (
+    ANNEX_COLS,
+    CASES_N,
+    CHART_N,
+    NUMERALS,
+    SOURCE,
+    WORST_N,
+    Briefing,
+    Section,
+    date_zh,
+    num,
+    pct,
+)
 
 KIND_ZH = {"overdue": "走访逾期", "cap": "超出帮扶上限", "uncovered": "未结对覆盖", "unapproved": "调换未批准"}
 
@@ -31,7 +43,7 @@ class Block:
 
 
 def _cell(value, kind: str) -> str:
-    missing = value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
     if kind == "int":
         return num(value)
     if kind == "pct":
