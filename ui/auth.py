@@ -394,11 +394,12 @@ def screen_controls() -> None:
         token = st.session_state.get(TOKEN_KEY)
         res = sessions.check(data.engine(data.db_url()), token, now=now()) if token else None
         until = f"，{_beijing(res.session.expires_at)}（北京时间）自动结束" if res and res.session else ""
-        st.markdown(f'<div class="bf-note">投屏模式：只读，个人信息已脱敏{until}。</div>', unsafe_allow_html=True)
-        st.button(SCREEN_END_LABEL, key="screen_end", icon=":material/cancel_presentation:", on_click=_end_screen)
+        st.markdown(f'<div class="bf-note">投屏模式：只读、脱敏{until}</div>', unsafe_allow_html=True)
+        st.button(SCREEN_END_LABEL, key="screen_end", icon=":material/cancel_presentation:", on_click=_end_screen,
+                  type="tertiary")  # a text button: readable on the dark screen
         return
     hours = f"{settings.screen_hours():g}"
-    st.button(SCREEN_LABEL, key="screen_start", icon=":material/cast:", on_click=start_screen,
+    st.button(SCREEN_LABEL, key="screen_start", icon=":material/cast:", on_click=start_screen, type="tertiary",
               help=f"把本浏览器转为会议大屏：只显示本页，只读，个人信息脱敏，不因无人操作而退出，{hours}小时后自动结束；"
                    "同时退出您在本浏览器的个人登录。")
 
