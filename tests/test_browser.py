@@ -22,6 +22,7 @@ from data_access import settings
 from data_access import metrics as m
 from data_access.dates import months_before
 from data_access.metrics import Scope
+from data_access import supervision
 from ui import format as fmt
 
 from .conftest import require_browser, streamlit_server
@@ -266,6 +267,7 @@ def expected_meeting(engine, d, scope=m.ALL) -> dict[str, str]:
         "走访逾期结对": fmt.num(cad["overdue"]),
         "超上限责任人": fmt.num(cap["violators"]),
         "未批准调换": fmt.num(rep["unapproved"]),
+        "逾期未整改": fmt.num(supervision.totals(engine, d, scope)["overdue"]),  # the screen's 督办 figure
     }
 
 
