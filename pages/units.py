@@ -34,6 +34,7 @@ def helper_page(helper_id: str) -> None:
         f"派出单位：{text(info['unit_name'])}", f"处室：{text(info['department'])}" if info.get("department") else None,
         f"类别：{text(info['category'])}", f"职务：{text(info['position'])}" if info.get("position") else None,
         f"联系电话：{text(info['phone'])}" if info.get("phone") else None, f"数据截至 {fmt.date_zh(d)}"] if x))
+    filters.freshness_note(url, d)
     b1, b2, _ = st.columns([1, 1, 4])
     if filters.within(m.Scope(unit=info["unit_id"])) != users.NOTHING:
         b1.button("← 返回单位页", on_click=filters.update, kwargs={"unit": info["unit_id"], "helper": None},
@@ -81,6 +82,7 @@ def unit_page() -> None:
     st.caption(" ｜ ".join([f"单位编号：{text(info['unit_id'])}",
                            f"级别：{text(UNIT_LEVEL_ZH.get(info['level'], info['level']))}",
                            f"所属区划：{text(info['region_name'])}", f"数据截至 {fmt.date_zh(d)}"]))
+    filters.freshness_note(url, d)
     st.button("← 返回单位列表", on_click=filters.update, kwargs={"unit": None, "helper": None}, key="back-units")
     # the unit's own page: all of its helpers wherever they help — within what the user may see (a county
     # user sees the unit's work in the county only)

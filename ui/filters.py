@@ -20,7 +20,7 @@ from data_access.schema import LEVEL_RANK
 from data_access.views import LEVEL_ZH, child_level
 
 from . import auth, data
-from .format import date_zh, md_text
+from .format import computed_zh, date_zh, md_text
 
 PARAMS = ("as_of", "year", "region", "unit", "helper")
 RESTORED = ("as_of", "year", "region", "unit")  # carried over when the user switches pages
@@ -435,6 +435,15 @@ def scope_caption(f: Filters) -> None:
     if f.through and f.child:
         parts.append(f"{md_text(f.region_name)}下只有一个同名的{level_label(f.through['level'])}，直接按{level_label(f.child)}显示")
     st.caption(" ｜ ".join(parts))
+    freshness_note(f.url, f.as_of)
+
+
+def freshness_note(url: str, as_of: dt.date) -> str:
+    """Say on the page when its figures were computed, or that they are computed live (slow) because the
+    date is not stored — shown before the page computes anything. Returns the text."""
+    note = computed_zh(data.freshness(url, as_of))
+    st.caption(note if data.freshness(url, as_of) else f"⏳ {note}")
+    return note
 
 
 def level_label(level: str | None) -> str:

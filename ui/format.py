@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from data_access import settings
+
 DASH = "—"
 
 
@@ -55,6 +57,20 @@ def date_zh(d: dt.date | None) -> str:
     if d is None:
         return DASH
     return f"{d.year}年{d.month}月{d.day}日"
+
+
+def computed_zh(stamp: str | None) -> str:
+    """When stored figures were computed, in Beijing time: "数据计算于 11月29日 08:05"; for stamp None
+    (the date is not stored) the page says that it computes live and may be slow — never silently."""
+    if not stamp:
+        return "该日期无预计算数据，本页数字为实时计算，可能需要较长时间"
+    try:
+        at = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return "数据计算时间未知"
+    if at.tzinfo is not None:
+        at = settings.now(at)
+    return f"数据计算于 {at.month}月{at.day}日 {at:%H:%M}（北京时间）"
 
 
 def month_zh(d: dt.date) -> str:
