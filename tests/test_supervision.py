@@ -202,3 +202,18 @@ def test_rectify_commands(orders_db, capsys, tmp_path):
     assert main(["rectify", "list", "--as-of", "2026-08-01", "--format", "csv", "--output",
                  str(tmp_path / "r.csv"), "--db", url]) == 0
     assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").startswith("order_id,kind,subject")
+
+
+def test_county_user_orders_a_province_unit_for_the_county_rows_only(engine, tmp_path):
+    t = ledger()
+    t["pairings"] += [pr("PD1", "D1", "H21", "2026-01-01"),  # 省财政厅 in 长安区 (V2)
+                      pr("PD3", "D3", "H30", "2026-01-01")]  # and in 路南区 (V3)
+    import_ledger(engine, write_ledger(tmp_path / "l", t), refresh_summaries=False)
+    users.add_user(engine, "changan", PW, "county", region="130102")
+    out = sv.issue(engine, "overdue", "U1", T, as_of=I, user=users.get_user(engine, "changan"))
+    assert out["items"] == 1 and statuses(engine, I) == {"PD1": "open"}
+    # the whole unit's list holds both: the order was cut to the county
+    assert set(sv.problem_rows_for(engine, "overdue", I, sv.Scope(unit="U1"))["pairing_id"]) == {"PD1", "PD3"}
+    # and the order shows in the county's view, not in 路南区's
+    assert len(sv.orders(engine, I, sv.Scope(region="130102"))) == 1
+    assert sv.orders(engine, I, sv.Scope(region="130202")).empty
