@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     pg = ctx.new_page()
                     pg.goto(base + "/" + path, wait_until="commit")
                     t = rendered(pg, 0.0)  # performance.now() counts from the navigation's start
+                    print(f"run {run} fresh /{path}: {t:.2f} s (load {load()})", file=sys.stderr, flush=True)
                     if first is None:
                         first = t
                     elif run:  # run 0 warms the caches of every page
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                     link.click()
                     pg.locator("h1", has_text=title.split("/")[0]).first.wait_for(timeout=120_000)
                     t = rendered(pg, t0)
+                    print(f"run {run} switch /{path}: {t:.2f} s", file=sys.stderr, flush=True)
                     if run:
                         switch[path].append(t)
                 ctx.close()
