@@ -442,7 +442,7 @@ def freshness_note(url: str, as_of: dt.date) -> str:
     """Say on the page when its figures were computed, or that they are computed live (slow) because the
     date is not stored — shown before the page computes anything. Returns the text."""
     note = computed_zh(data.freshness(url, as_of))
-    st.caption(note if data.freshness(url, as_of) else f"⏳ {note}")
+    st.caption(note if data.freshness(url, as_of) else f":material/hourglass_top: {note}")
     return note
 
 
