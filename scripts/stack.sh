@@ -312,8 +312,11 @@ nginx_conf() {
       -e "s#server 127\.0\.0\.1:8501 #server 127.0.0.1:@APP1@ #" \
       -e "s#server 127\.0\.0\.1:8502 #server 127.0.0.1:@APP2@ #" \
       "$ROOT/deploy/nginx/bangfu.conf" >"$site.tmp"
-  local servers="" p
-  for p in "${APPS[@]}"; do servers+="    server 127.0.0.1:$p max_fails=1 fail_timeout=10s;\n"; done
+  local servers="" p params
+  # the site's own server parameters (max_fails, fail_timeout) for every replica of this stack
+  params="$(sed -n 's/^[[:space:]]*server 127\.0\.0\.1:8501 \(.*\);.*$/\1/p' "$ROOT/deploy/nginx/bangfu.conf")"
+  [ -n "$params" ] || die "no 'server 127.0.0.1:8501 …;' line in deploy/nginx/bangfu.conf"
+  for p in "${APPS[@]}"; do servers+="    server 127.0.0.1:$p $params;\n"; done
   # one `server` line per replica of BANGFU_STACK_APP_PORTS (the site file lists two)
   awk -v s="$servers" '/server 127\.0\.0\.1:@APP1@ /{ printf "%s", s; next } /server 127\.0\.0\.1:@APP2@ /{ next } { print }' \
     "$site.tmp" >"$site" && rm -f "$site.tmp"
