@@ -103,7 +103,8 @@ def make_read_engine(read: str | None, primary: str | None, dashboard: bool = Fa
         return db.make_engine(primary, dashboard=dashboard)
     r_url, p_url = make_url(read), make_url(primary)
     if r_url.get_backend_name() != p_url.get_backend_name():
-        raise db.BangfuError("BANGFU_READ_DATABASE_URL 与 DATABASE_URL 必须是同一种数据库（同为 PostgreSQL 或同为 SQLite）")
+        raise db.BangfuError("BANGFU_READ_DATABASE_URL 与 DATABASE_URL 必须是同一种数据库"
+                             "（同为 PostgreSQL 或同为 SQLite）")
     engine = db.make_engine(read, dashboard=dashboard)
     st = ReplicaState(settings.read_retry_s() if retry_s is None else retry_s)
     engine.bangfu_replica = st
@@ -136,7 +137,8 @@ def make_read_engine(read: str | None, primary: str | None, dashboard: bool = Fa
         want = PRIMARY if st.is_down() else REPLICA
         if record.info.get(TARGET_KEY) != want:
             # the pool replaces this connection with a new one (do_connect above), up to twice per checkout
-            raise DisconnectionError(f"read connection to the {record.info.get(TARGET_KEY)}; reads now go to the {want}")
+            raise DisconnectionError(f"read connection to the {record.info.get(TARGET_KEY)}; "
+                                     f"reads now go to the {want}")
     return engine
 
 
