@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from benchmarks.sessions import CHROMIUM, CHROMIUM_ARGS, QUIET_JS, log, problems
+from benchmarks.sessions import QUIET_JS, log, problems
 from data_access import audit, db, schema, settings, users
 
 from .conftest import free_port, require_browser
@@ -331,7 +331,7 @@ def _wait_caught_up(primary_url: str, replica_url: str, timeout_s: float = 60) -
 # ------------------------------------------------------------------------------------------- the test
 
 
-def test_failover_through_nginx_with_20_browser_sessions(tmp_path):
+def test_failover_through_nginx_with_20_browser_sessions(tmp_path, browser):
     api = _prerequisites()
     stack = Stack()
     report: list[str] = []
@@ -349,7 +349,7 @@ def test_failover_through_nginx_with_20_browser_sessions(tmp_path):
         for n in names:
             users.add_user(primary, n, PASSWORD, "province", display_name=f"演练用户{n[2:]}")
         t_start = audit.utcnow()
-        sessions_renders = _run_sessions(api, stack, names, primary_url, replica_url, report)
+        sessions_renders = _run_sessions(api, browser, stack, names, primary_url, replica_url, report)
 
         # nothing written is lost: every page a session rendered has its page_view row on the primary, and the
         # replica, caught up, has the same audit rows
@@ -382,97 +382,98 @@ def test_failover_through_nginx_with_20_browser_sessions(tmp_path):
         print(f"stack logs: {tmp_path / 'stack-logs'}")
 
 
-def _run_sessions(api, stack: Stack, names: list[str], primary_url: str, replica_url: str,
+def _run_sessions(api, browser, stack: Stack, names: list[str], primary_url: str, replica_url: str,
                   report: list[str]) -> dict[str, int]:
     """The four phases; appends the report's lines; returns the pages each user rendered."""
     today = settings.today()
-    with api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            sessions = []
-            for i, name in enumerate(names):
-                ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN",
-                                          timezone_id="Asia/Shanghai")
-                ctx.set_default_timeout(WAIT_S * 1000)
-                ctx.add_init_script(QUIET_JS)
-                sessions.append(Session(i, name, ctx, ctx.new_page(), base=stack.base))
+    # The session's one browser (conftest's fixture): a second sync_playwright() in the same process
+    # fails while the first is open ("Sync API inside the asyncio loop").
+    sessions = []
+    try:
+        for i, name in enumerate(names):
+            ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN",
+                                      timezone_id="Asia/Shanghai")
+            ctx.set_default_timeout(WAIT_S * 1000)
+            ctx.add_init_script(QUIET_JS)
+            sessions.append(Session(i, name, ctx, ctx.new_page(), base=stack.base))
 
-            def page_of(k):
-                return lambda s: PAGES[(s.i + k) % len(PAGES)]
+        def page_of(k):
+            return lambda s: PAGES[(s.i + k) % len(PAGES)]
 
-            # 1. sign in on a page (the login form comes first), then switch to another — reads from the replica
-            for start in range(0, len(sessions), BATCH):
-                batch = sessions[start:start + BATCH]
-                for s in batch:
-                    s.page.goto(stack.base + page_of(0)(s)[0], wait_until="commit")
-                signing = []
-                for s in batch:
-                    path, title = page_of(0)(s)
-                    if _wait_view(s, title, WAIT_S, api) == "login":
-                        signing.append((s, path, title, _login(s)))
-                    else:
-                        s.errors.append("A: no login form on the first visit")
-                for s, path, title, t0 in signing:
-                    if _wait_view(s, title, WAIT_S, api, signed_in=True) == "page":
-                        s.renders.append(("A", path, (s.page.evaluate("window.__bfLast") - t0) / 1000,
-                                          time.monotonic()))
-                    else:
-                        s.errors.extend(f"A {path}: {x}" for x in problems(s.page) or ["no page after signing in"])
-                log(f"A: sessions {batch[0].i}–{batch[-1].i} signed in")
-            log(f"A: {len(sessions)} sessions signed in")
-            _step(sessions, "A", "click", page_of(1), api)
-            reads_a = _read_apps(replica_url, "bangfu-read")
-            for s in sessions:
-                s.route = next(c["value"] for c in s.ctx.cookies() if c["name"] == "bangfu_route")
+        # 1. sign in on a page (the login form comes first), then switch to another — reads from the replica
+        for start in range(0, len(sessions), BATCH):
+            batch = sessions[start:start + BATCH]
+            for s in batch:
+                s.page.goto(stack.base + page_of(0)(s)[0], wait_until="commit")
+            signing = []
+            for s in batch:
+                path, title = page_of(0)(s)
+                if _wait_view(s, title, WAIT_S, api) == "login":
+                    signing.append((s, path, title, _login(s)))
+                else:
+                    s.errors.append("A: no login form on the first visit")
+            for s, path, title, t0 in signing:
+                if _wait_view(s, title, WAIT_S, api, signed_in=True) == "page":
+                    s.renders.append(("A", path, (s.page.evaluate("window.__bfLast") - t0) / 1000,
+                                      time.monotonic()))
+                else:
+                    s.errors.extend(f"A {path}: {x}" for x in problems(s.page) or ["no page after signing in"])
+            log(f"A: sessions {batch[0].i}–{batch[-1].i} signed in")
+        log(f"A: {len(sessions)} sessions signed in")
+        _step(sessions, "A", "click", page_of(1), api)
+        reads_a = _read_apps(replica_url, "bangfu-read")
+        for s in sessions:
+            s.route = next(c["value"] for c in s.ctx.cookies() if c["name"] == "bangfu_route")
 
-            # 2. kill app replica 1 while the first batch's page switches are in flight
-            app1, app2 = f"127.0.0.1:{stack.ports['app1']}", f"127.0.0.1:{stack.ports['app2']}"
-            served = {}
-            for _, _, up, route in stack.access_log():
-                served[route] = up.split(", ")[-1]
-            on_app1 = [s for s in sessions if served.get(s.route) == app1]
-            killed = {}
+        # 2. kill app replica 1 while the first batch's page switches are in flight
+        app1, app2 = f"127.0.0.1:{stack.ports['app1']}", f"127.0.0.1:{stack.ports['app2']}"
+        served = {}
+        for _, _, up, route in stack.access_log():
+            served[route] = up.split(", ")[-1]
+        on_app1 = [s for s in sessions if served.get(s.route) == app1]
+        killed = {}
 
-            def kill():
-                killed["t"] = time.time()
-                os.killpg(stack.app_pid(1), signal.SIGKILL)
+        def kill():
+            killed["t"] = time.time()
+            os.killpg(stack.app_pid(1), signal.SIGKILL)
 
-            log(f"B: {len(on_app1)} sessions on app replica 1; killing it during the next page switches")
-            _step(sessions, "B", "click", page_of(2), api, after_first_batch=kill)
-            # app replica 1 is gone, so a page its sessions rendered after the kill came from replica 2 (nginx's
-            # log shows their requests going there; an open WebSocket is logged only when it closes)
-            app1_gone = not Path(f"/proc/{stack.app_pid(1)}").exists()
-            not_moved = [s.i for s in on_app1 if not any(r[0] == "B" for r in s.renders)]
-            to_app2 = {route for t, _, up, route in stack.access_log() if t >= int(killed["t"]) and up.endswith(app2)}
+        log(f"B: {len(on_app1)} sessions on app replica 1; killing it during the next page switches")
+        _step(sessions, "B", "click", page_of(2), api, after_first_batch=kill)
+        # app replica 1 is gone, so a page its sessions rendered after the kill came from replica 2 (nginx's
+        # log shows their requests going there; an open WebSocket is logged only when it closes)
+        app1_gone = not Path(f"/proc/{stack.app_pid(1)}").exists()
+        not_moved = [s.i for s in on_app1 if not any(r[0] == "B" for r in s.renders)]
+        to_app2 = {route for t, _, up, route in stack.access_log() if t >= int(killed["t"]) and up.endswith(app2)}
 
-            # 3. stop the PostgreSQL replica: reads move to the primary (a past date: no cached figure helps)
-            past_c = f"?as_of={today - dt.timedelta(days=40)}"
-            log("C: stopping the PostgreSQL replica")
-            stack.run("stop", "db-replica")
-            t_stopped = time.monotonic()
-            seen = _watch(primary_url, "bangfu-read-fallback")  # when the first read reaches the primary
-            # the first sessions load a past date (figures no cache holds: read now, from the primary); the others
-            # switch pages in their open sessions
-            _step(sessions[:BATCH], "C", "goto", page_of(3), api, query=past_c)
-            fallback = _read_apps(primary_url, "bangfu-read-fallback")
-            _step(sessions[BATCH:], "C", "click", page_of(3), api)
-            first_c = min((r[3] for s in sessions for r in s.renders if r[0] == "C"), default=float("nan"))
-            seen["stop"].set()
+        # 3. stop the PostgreSQL replica: reads move to the primary (a past date: no cached figure helps)
+        past_c = f"?as_of={today - dt.timedelta(days=40)}"
+        log("C: stopping the PostgreSQL replica")
+        stack.run("stop", "db-replica")
+        t_stopped = time.monotonic()
+        seen = _watch(primary_url, "bangfu-read-fallback")  # when the first read reaches the primary
+        # the first sessions load a past date (figures no cache holds: read now, from the primary); the others
+        # switch pages in their open sessions
+        _step(sessions[:BATCH], "C", "goto", page_of(3), api, query=past_c)
+        fallback = _read_apps(primary_url, "bangfu-read-fallback")
+        _step(sessions[BATCH:], "C", "click", page_of(3), api)
+        first_c = min((r[3] for s in sessions for r in s.renders if r[0] == "C"), default=float("nan"))
+        seen["stop"].set()
 
-            # 4. start the replica again: reads return to it
-            log("D: starting the PostgreSQL replica again")
-            stack.run("start", "db-replica")
-            t_started = time.monotonic()
-            back = _watch(replica_url, "bangfu-read")
-            _wait_caught_up(primary_url, replica_url)
-            time.sleep(RETRY_S + 0.5)
-            past_d = f"?as_of={today - dt.timedelta(days=41)}"
-            _step(sessions[:BATCH], "D", "goto", page_of(4), api, query=past_d)
-            reads_d = _read_apps(replica_url, "bangfu-read")
-            _step(sessions[BATCH:], "D", "click", page_of(4), api)
-            back["stop"].set()
-        finally:
-            browser.close()
+        # 4. start the replica again: reads return to it
+        log("D: starting the PostgreSQL replica again")
+        stack.run("start", "db-replica")
+        t_started = time.monotonic()
+        back = _watch(replica_url, "bangfu-read")
+        _wait_caught_up(primary_url, replica_url)
+        time.sleep(RETRY_S + 0.5)
+        past_d = f"?as_of={today - dt.timedelta(days=41)}"
+        _step(sessions[:BATCH], "D", "goto", page_of(4), api, query=past_d)
+        reads_d = _read_apps(replica_url, "bangfu-read")
+        _step(sessions[BATCH:], "D", "click", page_of(4), api)
+        back["stop"].set()
+    finally:
+        for s in sessions:
+            s.ctx.close()
 
     renders = [r for s in sessions for r in s.renders]
     report.append("| phase | pages | p50 | p95 | max |")
@@ -515,3 +516,4 @@ def _run_sessions(api, stack: Stack, names: list[str], primary_url: str, replica
             checks.append(f"ERROR session {s.i} had to sign in again though its replica was not killed")
     report.extend(checks)
     return {s.user: len(s.renders) for s in sessions}
+
