@@ -20,7 +20,7 @@ import sys
 from sqlalchemy.exc import SQLAlchemyError
 
 from .dates import parse_date
-from . import settings
+from . import sessions, settings
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -429,12 +429,16 @@ def cmd_refresh(args) -> int:
     years = f"{stats['years']} 个考核年度" if stats["years"] else "考核年度保留已有的"
     print(f"汇总表已更新：{stats['dates']} 个日期{kept}、{years}，共 {stats['rows']:,} 行，"
           f"用时 {time.perf_counter() - t0:.1f} 秒")
+    purged = sessions.purge(engine)
+    if purged:
+        print(f"已删除 {purged} 个结束超过 {sessions.PURGE_AFTER.days} 天的登录会话记录")
     return EXIT_OK
 
 
 def serve_command(args) -> list[str]:
-    """The `streamlit run app.py` command line of `bangfu serve`: it listens on --host, else $BANGFU_HOST,
-    else 127.0.0.1 (never on every interface unless told)."""
+    """The `streamlit run serve.py` command line of `bangfu serve` (app.py as an st.App that warms itself up
+    before it answers, serve.py): it listens on --host, else $BANGFU_HOST, else 127.0.0.1 (never on every
+    interface unless told)."""
     import socket
 
     from .db import PROJECT_ROOT
@@ -446,7 +450,7 @@ def serve_command(args) -> list[str]:
         raise InputError(f"无法监听地址 '{host}'：应为本机的 IP 地址（如 127.0.0.1、0.0.0.0）或主机名") from None
     if not 0 < args.port < 65536:
         raise InputError(f"端口 {args.port} 无效：应为 1–65535")
-    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "serve.py"),
             "--server.address", host, "--server.port", str(args.port)]
 
 

@@ -33,6 +33,8 @@ API (``bind`` is an Engine, or a Connection whose transaction the caller commits
 ``revoke_user(bind, username, now=None) -> int``  every open session of a user (``users.disable_user`` and
     ``users.set_password`` call it in their transaction)
 ``sessions_of(bind, username) -> list[Session]``  newest first
+``purge(bind, now=None, keep=PURGE_AFTER) -> int`` delete sessions that ended (revoked or expired) more than
+    ``keep`` ago; ``bangfu refresh`` (the daily timer) runs it, so the table holds weeks, not years
 ``hash_token(token) -> str``                      hex SHA-256
 ``token_ok(value) -> bool``                       looks like a token this module made (a cookie is user input)
 
@@ -216,6 +218,19 @@ def revoke_user(bind, username: str, now: dt.datetime | None = None) -> int:
         return conn.execute(sessions.update()
                             .where(sessions.c.username == username, sessions.c.revoked_at.is_(None))
                             .values(revoked_at=_now(now))).rowcount
+
+
+PURGE_AFTER = dt.timedelta(days=30)
+
+
+def purge(bind, now: dt.datetime | None = None, keep: dt.timedelta = PURGE_AFTER) -> int:
+    """Delete the rows of sessions that ended (revoked, or past ``expires_at``) more than ``keep`` ago; the
+    number deleted. An ended session can never come back, so its row only shows, for ``keep``, when it ended
+    (the audit log keeps every sign-in and sign-out)."""
+    cutoff = _now(now) - keep
+    with _tx(bind) as conn:
+        return conn.execute(sessions.delete().where(
+            (sessions.c.revoked_at < cutoff) | (sessions.c.expires_at < cutoff))).rowcount
 
 
 def sessions_of(bind, username: str) -> list[Session]:

@@ -363,3 +363,38 @@ def test_end_screen_button_signs_the_screen_out(app_db, monkeypatch):
     ok(at.button(key="screen_end").click().run())
     assert has_login_form(at) and _row(engine, token).revoked_at is not None and token in cookie_cleared(at)
     assert has_login_form(reload_with(monkeypatch, token, as_of=D))
+
+
+# ------------------------------------------------------------------------------------------- clean-up
+
+
+def test_purge_deletes_only_sessions_that_ended_long_ago(two_users):
+    """`sessions.purge` (run by `bangfu refresh`): rows of sessions revoked or expired more than 30 days ago go;
+    an open session, one revoked a week ago and one expiring later stay, and the open one still works."""
+    engine = two_users
+    old = T0 - dt.timedelta(days=40)
+    revoked_long_ago, _ = sessions.create(engine, "alice", now=old)
+    sessions.revoke(engine, revoked_long_ago, now=old + dt.timedelta(hours=1))
+    expired_long_ago, _ = sessions.create(engine, "bob", now=old)  # 12 h lifetime: expired 40 days ago
+    revoked_lately, _ = sessions.create(engine, "alice", now=T0 - dt.timedelta(days=7))
+    sessions.revoke(engine, revoked_lately, now=T0 - dt.timedelta(days=7))
+    screen_long, _ = sessions.create(engine, "bob", kind="screen", now=T0 - dt.timedelta(days=29, hours=23))
+    open_now, _ = sessions.create(engine, "alice", now=T0)
+    assert sessions.purge(engine, now=T0) == 2
+    assert _row(engine, revoked_long_ago) is None and _row(engine, expired_long_ago) is None
+    assert all(_row(engine, t) is not None for t in (revoked_lately, screen_long, open_now))
+    assert sessions.check(engine, open_now, now=T0 + dt.timedelta(minutes=1), idle_timeout=IDLE).reason == "ok"
+    assert sessions.purge(engine, now=T0) == 0
+
+
+def test_refresh_command_purges_ended_sessions(two_users, capsys):
+    from data_access.cli import main
+
+    engine = two_users
+    url = engine.url.render_as_string(hide_password=False)
+    gone, _ = sessions.create(engine, "alice", now=dt.datetime(2020, 1, 1))
+    kept, _ = sessions.create(engine, "bob")
+    assert main(["refresh", "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert "已删除 1 个结束超过 30 天的登录会话记录" in out
+    assert _row(engine, gone) is None and _row(engine, kept) is not None
