@@ -149,10 +149,12 @@ def healthy(base: str) -> bool:
         return False
 
 
-def start_server(db: str, port: int, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_server(db: str, port: int, log_path: Path, env: dict[str, str] | None = None,
+                 script: str = "app.py") -> subprocess.Popen:
     """`streamlit run app.py` headless on the port with DATABASE_URL=db (and ``env``), its output in log_path.
-    Also the browser tests' server (tests/conftest.py)."""
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+    Also the browser tests' server (tests/conftest.py). ``script="serve_app.py"`` runs what `bangfu serve` runs:
+    app.py under st.App with the warm-up at start (BANGFU_WARM_UP=0 in ``env`` turns it off)."""
+    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),
            "--browser.gatherUsageStats", "false"]
     env = {**os.environ, "DATABASE_URL": db, **(env or {})}
     with open(log_path, "wb") as f:

@@ -436,8 +436,8 @@ def cmd_refresh(args) -> int:
 
 
 def serve_command(args) -> list[str]:
-    """The `streamlit run serve.py` command line of `bangfu serve` (app.py as an st.App that warms itself up
-    before it answers, serve.py): it listens on --host, else $BANGFU_HOST, else 127.0.0.1 (never on every
+    """The `streamlit run serve_app.py` command line of `bangfu serve` (app.py as an st.App that warms itself up
+    before it answers, serve_app.py): it listens on --host, else $BANGFU_HOST, else 127.0.0.1 (never on every
     interface unless told)."""
     import socket
 
@@ -450,7 +450,7 @@ def serve_command(args) -> list[str]:
         raise InputError(f"无法监听地址 '{host}'：应为本机的 IP 地址（如 127.0.0.1、0.0.0.0）或主机名") from None
     if not 0 < args.port < 65536:
         raise InputError(f"端口 {args.port} 无效：应为 1–65535")
-    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "serve.py"),
+    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "serve_app.py"),
             "--server.address", host, "--server.port", str(args.port)]
 
 

@@ -103,6 +103,12 @@ def self_refresh_interval_s() -> int:
     return max(5, int(env("BANGFU_SELF_REFRESH_INTERVAL_S", "300")))
 
 
+def warm_up_enabled() -> bool:
+    """Does `bangfu serve` warm the server up (imports, map geometry, connection pool, today's overview)
+    before it answers, so that the first page does not pay for it (default yes)? ui/startup.warm_up."""
+    return env("BANGFU_WARM_UP", "1") != "0"
+
+
 def _hours(name: str, default: float, low: float, high: float) -> float:
     """A number of hours from the environment, kept within [low, high]; a malformed value gives the default."""
     try:

@@ -3,8 +3,12 @@ database, create the schema and demo data the first time."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import logging
 import threading
+import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -94,3 +98,110 @@ def _maintain(url: str, stop: threading.Event) -> None:
                 log.warning("could not bring the stored summaries current: %s", db.short_error(exc))
                 warned = True
         stop.wait(settings.self_refresh_interval_s())
+
+
+# ------------------------------------------------------------------------------------------- warm start
+
+WARM_MARK = "bangfu warm-up done"  # the log line tests and operators look for (before the server answers)
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+
+
+def page_modules() -> list[str]:
+    """Every module app.py and the pages import (read from their source, never run): ui.*, data_access.*,
+    plotly, pandas …"""
+    names: set[str] = set()
+    for path in [PAGES_DIR.parent / "app.py", *sorted(PAGES_DIR.glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)  # `from ui import charts`
+    return sorted(names)
+
+
+def _import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError:  # `from x import function`: x itself was imported above
+        pass
+
+
+def warm_up(url: str | None = None) -> dict[str, float]:
+    """What the first request after a server start would otherwise pay, done once at start (issue 15):
+    the pages' modules imported (plotly, pandas, ui.*, data_access.*), the map geometry loaded, the
+    engine's pool opened, the maintenance thread started and today's overview (province scope, the
+    default page) computed into the shared data cache, its charts built once. `bangfu serve` runs it in the
+    server's lifespan (serve_app.py), before the server answers /_stcore/health. Never raises: a step that fails
+    is logged and the page then does it itself. Returns the seconds each step took."""
+    steps: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    def step(name, fn):
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - a warm-up must never stop the server from starting
+            log.warning("warm-up step %s failed: %s", name, db.short_error(exc))
+            return None
+        finally:
+            steps[name] = time.perf_counter() - t0
+
+    # cached calls outside a script run: Streamlit warns about the missing ScriptRunContext; harmless here
+    quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        step("imports", lambda: [_import(n) for n in page_modules()])
+        from . import maps  # imported above with the pages' modules
+
+        step("maps", lambda: [maps.bounds(level) for level in maps.FILES])
+        url = url or data.db_url()
+        status = step("connect", lambda: data.database_status(url))  # the pool's first connection
+        if status == "ok":
+            step("maintenance", lambda: start_maintenance(url))
+            _warm_overview(url, step)
+        else:
+            log.info("warm-up: the database is not ready (%s); the first page checks it", status)
+    finally:
+        quiet.setLevel(level)
+    total = time.perf_counter() - t_all
+    log.info("%s in %.1f s (%s)", WARM_MARK, total, ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
+    return steps
+
+
+def _warm_overview(url: str, step) -> None:
+    """The cached calls of the default page (总览, province scope, today) and its two charts."""
+    from data_access.dates import previous_month_end
+    from data_access.metrics import Scope
+
+    from . import charts
+    from . import supervision as ui_sv
+
+    d, scope = settings.today(), Scope()
+
+    def chrome():  # app.py, the filter bar and the freshness note
+        data.is_demo(url)
+        data.freshness(url, d)
+        data.list_regions(url, level="province")
+        data.list_regions(url, level="city")
+        data.rating_years(url)
+        data.unit_options(url, None)
+
+    step("chrome", chrome)
+    figs = step("overview", lambda: data.overview(url, d, previous_month_end(d), d.year - 1, scope, "city"))
+    step("rankings", lambda: [data.cadence(url, d, by, scope) for by in ("county", "unit")])
+    step("supervision", lambda: ui_sv.totals(url, d, scope))
+
+    def figures():
+        import plotly.io as pio
+
+        if figs is None:
+            return
+        cad = figs["ranking"].copy()
+        cad["compliance"] = 1 - cad["overdue"] / cad["active_pairings"]
+        for fig in (charts.ranking_bar(cad, "compliance", "warm-up", "warm-up", band="compliance"),
+                    charts.trend_lines(figs["trend"])):
+            pio.to_json(fig, validate=False)
+
+    step("charts", figures)
