@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 
 from data_access import db, summary
 from data_access.demo import generate
+from ui.data import TTL
 from ui.startup import WARM_MARK
 
 from .conftest import free_port, stop_server, wait_healthy
@@ -55,6 +57,7 @@ def test_serve_warms_up_before_it_answers(browser, db_url, tmp_path):
     ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", timezone_id="Asia/Shanghai")
     try:
         wait_healthy(proc, base, log_path, timeout_s=120)
+        healthy_at = time.monotonic()
         # the warm-up has run before the first answer: its log line, and today's overview in the shared cache
         assert WARM_MARK in log_path.read_text(errors="replace"), log_path.read_text(errors="replace")[-3000:]
         assert lookups(base, "ui.data.overview") == {"hit": 0, "miss": 1}
@@ -66,6 +69,8 @@ def test_serve_warms_up_before_it_answers(browser, db_url, tmp_path):
         assert page.locator('[data-testid="stException"]').count() == 0
         # its data came from the warm cache: a hit, and no second computation
         after = lookups(base, "ui.data.overview")
+        if time.monotonic() - healthy_at >= TTL:  # a machine so loaded that the warm entry expired meanwhile
+            pytest.skip(f"the first page took longer than the data cache's TTL ({TTL} s): {after}")
         assert after["miss"] == 1 and after["hit"] >= 1, after
     finally:
         ctx.close()
