@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from data_access import shares
 from data_access.dates import previous_month_end
 from ui import charts, data, filters
 from ui import format as fmt
@@ -55,16 +56,12 @@ kpi(c[4], "未批准调换", fmt.num(now["unapproved"]), fmt.count_delta(now["un
 rt, rt_prev = figs["ratings"][f.year], figs["ratings"][f.year - 1]
 
 
-def shares(r):
-    rated = r["excellent"] + r["qualified"] + r["unqualified"]
-    return {g: fmt.rate(r[g], rated) for g in ("excellent", "qualified", "unqualified")}
-
-
-s_now, s_prev = shares(rt), shares(rt_prev)
+s_now, s_prev = shares.rating_shares(rt), shares.rating_shares(rt_prev)  # the one definition
 kpi(c[5], f"{f.year}年度优秀占比", fmt.pct(s_now["excellent"]), fmt.pp_delta(s_now["excellent"], s_prev["excellent"]),
     neutral=True,
-    help=(f"{f.year}年度考核：优秀 {fmt.pct(s_now['excellent'])}、合格 {fmt.pct(s_now['qualified'])}、"
-          f"不合格 {fmt.pct(s_now['unqualified'])}，未考核 {fmt.num(rt['missing'])} 人。考核按年度进行，变化与上一年度相比。"))
+    help=(f"{f.year}年度已考核责任人 {fmt.num(shares.rated(rt))} 人中：优秀 {fmt.pct(s_now['excellent'])}、"
+          f"合格 {fmt.pct(s_now['qualified'])}、不合格 {fmt.pct(s_now['unqualified'])}（以已考核为基数）；"
+          f"未考核 {fmt.num(rt['missing'])} 人。考核按年度进行，变化与上一年度相比。"))
 # one short line under the tile (优秀 is the tile's value; 未考核 is in the help text)
 c[5].caption(f"合格 {fmt.pct(s_now['qualified'])} · 不合格 {fmt.pct(s_now['unqualified'])}")
 

@@ -69,7 +69,7 @@ def helper_page(helper_id: str) -> None:
     else:
         click_chart(charts.visit_timeline(visits, f"近两年走访记录（{fmt.date_zh(start)}至{fmt.date_zh(d)}）"),
                     "helper-timeline", f)
-        st.caption("实心点：已上传照片；空心点：未上传照片。只有入户走访计入走访频次。")
+        st.caption("圆点：入户走访（实心已上传照片，空心未上传照片）；菱形：电话、短信、微信联系，不计入走访频次。")
         with st.expander("走访记录明细"):
             table(titled(visits.sort_values("visit_date", ascending=False),
                          ["visit_date", "household_id", "head_name", "mode", "photo_uploaded", "visit_id"]))
@@ -112,11 +112,16 @@ def unit_page() -> None:
     if helpers.empty:
         st.info("该单位没有帮扶责任人。")
         return
+    # no rating: 未考核 when due one (M4's missing list, the tile's count), else 无需考核 (no in-scope pairing in
+    # the year) — never a bare "—" beside a tile that says nobody is missing
+    due = set(data.missing_ratings(url, year, uscope, limit=None)["helper_id"])
+    helpers = helpers.assign(grade=[g if isinstance(g, str) else "未考核" if h in due else "无需考核"
+                                    for g, h in zip(helpers["grade"], helpers["helper_id"])])
     cols = ["helper_id", "helper_name", "department", "category", "phone", "load", "active_pairings", "overdue",
             "last_home_visit", "grade"]
     shown = titled(helpers, cols).rename(columns={"考核等次": f"{year}年度考核"})
     click_table(shown, "unit-helpers", f, list(helpers["helper_id"]), filters.open_helper)
-    st.caption(f"帮扶户数超过{m.CAP}户即超上限。选中一行打开该责任人页。")
+    st.caption(f"帮扶户数超过{m.CAP}户即超上限。考核一栏“无需考核”：{year}年度没有在帮结对。选中一行打开该责任人页。")
 
     st.subheader("本单位走访逾期结对")
     problem_list(lambda u: data.overdue(url, d, uscope, unmasked=u),

@@ -17,7 +17,9 @@ from data_access.metrics import Scope
 from ui import format as fmt
 from ui import theme
 
-from .test_pages import AS_OF, CHANG_AN, D, app_db, expected_totals, html, page_db, run  # noqa: F401
+from .test_pages import (  # noqa: F401
+    AS_OF, CHANG_AN, D, all_text, app_db, deltas_shown, expected_totals, html, metrics_shown, page_db, run,
+)
 
 
 def _change(now: int, before: int) -> str:
@@ -122,3 +124,128 @@ def test_overview_shows_the_worst_counties_and_units_of_the_province(app_db):
         want = sorted(1 - cad["overdue"] / cad["active_pairings"])[:10]
         assert [round(x, 9) for x in bars] == [round(x, 9) for x in want]  # worst first, the worst ten
 
+
+
+# ------------------------------------------------------------------------------------------- issue 14: contradictions
+
+
+def _chart(at, title_part: str) -> dict | None:
+    return next((s for s in _specs(at) if title_part in s["layout"]["title"]["text"]), None)
+
+
+def _grade_x(spec: dict, row: str) -> dict[str, float]:
+    """{legend name: the bar's x} of one row of a grade chart (ui/charts.grade_shares)."""
+    out = {}
+    for tr in spec["data"]:
+        if tr["type"] != "bar":
+            continue
+        ys = _arr(tr["y"])
+        out[tr["name"]] = _arr(tr["x"])[ys.index(row)]
+    return out
+
+
+def test_ratings_tile_and_bars_use_one_base_for_a_grade_share(app_db):
+    """优秀占比 on the tile, on the bar beside it and on the overview is one figure: excellent ÷ rated
+    (data_access.shares), although some helpers are missing a rating (a different base gave 17.0 % / 16.4 %)."""
+    from data_access import shares
+
+    _, engine = app_db
+    year = AS_OF.year - 1
+    r = m.total_row(m.ratings(engine, year, "province", m.ALL), "ratings")
+    assert r["missing"] > 0  # the case where the two bases differ
+    want = shares.rating_shares(r)
+    at = run("ratings", as_of=D)
+    assert deltas_shown(at)["优秀"] == f"占已考核 {fmt.pct(want['excellent'])}"
+    bars = _grade_x(_chart(at, "历年考核等次分布"), f"{year}年度")
+    assert abs(bars["优秀"] - want["excellent"]) < 1e-9
+    assert abs(bars["不合格"] - want["unqualified"]) < 1e-9
+    assert abs(sum(bars.values()) - 1) < 1e-9  # the grades of the rated make 100 %; missing is written beside
+    at = run(as_of=D)
+    assert metrics_shown(at)[f"{year}年度优秀占比"] == fmt.pct(want["excellent"])
+
+
+def test_ratings_history_respects_the_as_of_date(app_db):
+    """As of 2025-06-30 the 2025 ratings (given after the year) are not in the ratings history."""
+    at = run("ratings", as_of="2025-06-30")
+    spec = _chart(at, "历年考核等次分布")
+    years = set(_arr(spec["data"][0]["y"])) if spec else set()
+    assert "2025年度" not in years
+    assert "2025年度" not in all_text(at)
+
+
+def test_ratings_year_without_ratings_or_pairings_is_no_green_check(app_db):
+    """A year with nothing rated and nobody due (2023: every pairing starts in 2025): one honest line, no
+    green "everyone rated" under "no ratings"."""
+    at = run("ratings", as_of=D, year="2023")
+    assert not at.success, [x.value for x in at.success]
+    assert any("没有2023年度的考核等次" in x.value for x in at.info)
+
+
+def test_unit_page_rating_column_agrees_with_its_missing_tile(app_db):
+    """The unit page's 未考核 tile and its helpers' rating column say the same: a helper with no rating is
+    未考核 when due one (M4) and 无需考核 otherwise — never a bare "—" beside "未考核 0"."""
+    _, engine = app_db
+    for year in (2024, 2025):
+        at = run("units", as_of=D, unit="U3", year=str(year))
+        tile = metrics_shown(at)[f"{year}年度未考核"]
+        col = at.dataframe[0].value[f"{year}年度考核"]
+        assert col.notna().all() and (col != "").all(), list(col)
+        assert fmt.num(int((col == "未考核").sum())) == tile
+        missing = m.total_row(m.ratings(engine, year, "province", Scope(unit="U3")), "ratings")["missing"]
+        assert tile == fmt.num(missing)
+        if year == 2024:  # B's pairing starts in 2025: no rating due for 2024
+            assert "无需考核" in set(col) and tile == "0"
+
+
+def test_hollow_points_on_the_visit_timeline_mean_one_thing():
+    """No database: hollow is an in-home visit without a photo, nothing else — a phone call (no photo, as
+    always) is a filled diamond, not a hollow point like a missing photo."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from ui import charts
+
+    visits = pd.DataFrame({
+        "visit_id": ["V1", "V2", "V3", "V4"], "household_id": ["H1", "H1", "H2", "H2"],
+        "head_name": ["甲", "甲", "乙", "乙"], "mode": ["入户走访", "入户走访", "电话", "微信"],
+        "photo_uploaded": [True, False, False, None],
+        "visit_date": [dt.date(2026, 1, 5), dt.date(2026, 3, 5), dt.date(2026, 4, 1), dt.date(2026, 5, 1)]})
+    fig = charts.visit_timeline(visits)
+    symbols = {tr.name: list(tr.marker.symbol) for tr in fig.data}
+    home = next(v for k, v in symbols.items() if k.startswith("入户走访"))
+    assert home == ["circle", "circle-open"]
+    others = [s for k, v in symbols.items() if not k.startswith("入户走访") for s in v]
+    assert len(others) == 2 and not any(s.endswith("-open") for s in others), symbols
+
+
+def test_one_base_for_grade_shares_on_both_databases(engine, tmp_path):
+    """Data level, SQLite and PostgreSQL: on the page ledger's 2025 ratings (some helpers missing a rating),
+    every group's bars in the grade chart are its grades over its rated helpers — data_access.shares, the
+    tiles' definition — and the missing share is over the helpers due a rating."""
+    import pandas as pd
+
+    from data_access import shares
+    from data_access.ledger import import_ledger
+    from ui import charts
+
+    from .conftest import write_ledger
+    from .pages_ledger import tables
+
+    import_ledger(engine, write_ledger(tmp_path / "ledger", tables()))
+    for by in ("province", "city", "unit"):
+        df = m.ratings(engine, 2025, by, m.ALL)
+        assert df["missing"].sum() > 0
+        fig = charts.grade_shares(df, "t")
+        bars = {tr.name: dict(zip(tr.y, tr.x)) for tr in fig.data if tr.type == "bar"}
+        for _, r in df.iterrows():
+            want = shares.rating_shares(r)
+            if not shares.rated(r):
+                continue
+            for g in ("excellent", "qualified", "unqualified"):
+                assert abs(bars[theme.GRADE_LABELS[g]][r["name"]] - want[g]) < 1e-9, (by, r["name"], g)
+    tot = m.total_row(m.ratings(engine, 2025, "province", m.ALL), "ratings")
+    rated = tot["excellent"] + tot["qualified"] + tot["unqualified"]
+    assert shares.rating_shares(tot)["excellent"] == tot["excellent"] / rated
+    assert shares.rating_shares(tot)["missing"] == tot["missing"] / (rated + tot["missing"])
+    assert pd.isna(shares.rating_shares({"excellent": 0, "qualified": 0, "unqualified": 0, "missing": 0})["excellent"])

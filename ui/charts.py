@@ -7,6 +7,8 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from data_access import shares
+
 from . import theme
 from .format import html_text, num, pct
 
@@ -132,28 +134,35 @@ def gap_histogram(gaps: pd.DataFrame) -> go.Figure:
 
 
 def grade_shares(df: pd.DataFrame, title: str, label: str = "name", code: str = "code") -> go.Figure:
-    """Stacked 100% bars of excellent / qualified / unqualified / missing per row, left to right in
-    that order, and the legend in the same order (plotly reverses a stacked chart's legend by default)."""
+    """Stacked 100% bars of excellent / qualified / unqualified per row as shares of the helpers rated
+    (data_access.shares: the one definition, also the tiles'), left to right in that order, the legend in the
+    same order (plotly reverses a stacked chart's legend by default). The helpers missing a rating are no
+    grade: their number is written under the row's name ("未考核 3 人"; in the hover with their share of the
+    helpers due a rating), which keeps the chart's width on a phone."""
     d = df.copy()
-    d["total"] = d[theme.GRADE_ORDER].sum(axis=1)
-    d = d[d["total"] > 0].sort_values(code, kind="stable")
+    d["_rated"] = [shares.rated(r) for _, r in d.iterrows()]
+    d = d[d["_rated"] + d["missing"] > 0].sort_values(code, kind="stable")
+    sh = [shares.rating_shares(r) for _, r in d.iterrows()]
+    labels = [html_text(n) for n in d[label]]
+    missing = [f"未考核 {num(k)} 人（占应考核 {pct(s['missing'])}）" for k, s in zip(d["missing"], sh)]
     fig = go.Figure()
-    for g in theme.GRADE_ORDER:
-        share = d[g] / d["total"]
+    for g in theme.GRADE_ORDER[:3]:
+        share = [s[g] or 0.0 for s in sh]
         name = theme.GRADE_LABELS[g]
         fig.add_trace(go.Bar(
-            x=share, y=[html_text(n) for n in d[label]], orientation="h", name=name,
-            marker_color=theme.GRADE_COLORS[g],
-            customdata=[[c, f"<b>{html_text(n)}</b><br>{name}：{num(k)} 人（{pct(s)}）"]
-                        for c, n, k, s in zip(d[code], d[label], d[g], share)],
+            x=share, y=labels, orientation="h", name=name, marker_color=theme.GRADE_COLORS[g],
+            customdata=[[c, f"<b>{n}</b><br>{name}：{num(k)} 人（占已考核 {pct(s)}）<br>{mi}"]
+                        for c, n, k, s, mi in zip(d[code], labels, d[g], share, missing)],
             hovertemplate=HOVER, text=[pct(s) if s >= 0.06 else "" for s in share], textposition="inside",
             insidetextanchor="middle",
         ))
     fig.update_layout(barmode="stack", clickmode="event+select", dragmode=False)
-    theme.style(fig, title, "占比", height=_height(len(d)))
+    theme.style(fig, title, "占已考核责任人的比例", height=_height(len(d), per=36))
     fig.update_layout(legend_traceorder="normal")
     fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(autorange="reversed", type="category")
+    ticks = [f'{n}<br><span style="font-size:11px;color:{theme.NEUTRAL}">未考核 {num(k)} 人</span>' if k else n
+             for n, k in zip(labels, d["missing"])]
+    fig.update_yaxes(autorange="reversed", type="category", tickmode="array", tickvals=labels, ticktext=ticks)
     return fig
 
 
@@ -167,20 +176,27 @@ def years_grade_shares(rows: pd.DataFrame) -> go.Figure:
     return fig
 
 
+IN_HOME = "入户走访"
+
+
 def visit_timeline(visits: pd.DataFrame, title: str = "走访记录时间线") -> go.Figure:
-    """One point per contact: date × household, coloured by mode; hollow points: no photo."""
+    """One point per contact: date × household, coloured by mode. Hollow means one thing only: an in-home
+    visit without a photo (round points are in-home visits, filled when a photo was uploaded); phone, SMS and
+    WeChat contacts, which need no photo and do not count as visits, are small filled diamonds."""
     fig = go.Figure()
     for mode, color in theme.MODE_COLORS.items():
         sub = visits[visits["mode"] == mode]
         if sub.empty:
             continue
         photo = sub["photo_uploaded"].fillna(False).astype(bool)
+        home = mode == IN_HOME
+        symbols = [("circle" if p else "circle-open") if home else "diamond" for p in photo]
         fig.add_trace(go.Scatter(
-            x=sub["visit_date"], y=[html_text(h) for h in sub["household_id"]], mode="markers", name=mode,
-            marker=dict(color=color, size=11, symbol=["circle" if p else "circle-open" for p in photo],
-                        line=dict(width=2, color=color)),
-            customdata=[[v, f"{d:%Y-%m-%d}<br>户：{html_text(h)}（{html_text(n or '—')}）<br>方式：{mode}<br>"
-                                f"照片：{'已上传' if p else '未上传'}"]
+            x=sub["visit_date"], y=[html_text(h) for h in sub["household_id"]], mode="markers",
+            name=mode if home else f"{mode}（不计走访）",
+            marker=dict(color=color, size=11 if home else 8, symbol=symbols, line=dict(width=2, color=color)),
+            customdata=[[v, f"{d:%Y-%m-%d}<br>户：{html_text(h)}（{html_text(n or '—')}）<br>方式：{mode}"
+                                + (f"<br>照片：{'已上传' if p else '未上传'}" if home else "<br>不计入走访频次")]
                         for v, d, h, n, p in zip(sub["visit_id"], sub["visit_date"], sub["household_id"],
                                                  sub["head_name"], photo)],
             hovertemplate=HOVER,
