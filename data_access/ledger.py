@@ -202,9 +202,10 @@ ENUM_CHOICES = {
 class ImportFailed(Exception):
     """Validation failed: ``errors`` holds every ``file:line: column: reason`` line."""
 
-    def __init__(self, errors: list[str]):
+    def __init__(self, errors: list[str], validated_by: str | None = None):
         super().__init__(f"{len(errors)} error(s)")
         self.errors = errors
+        self.validated_by = validated_by  # "sql" or "python" once the rows were validated
 
 
 @dataclass
@@ -225,6 +226,8 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
     replaced_demo: bool = False  # the database held generated demo data, which this import removed
     normalised: int = 0  # values whose full-width characters were folded to half-width (NFKC)
+    validated_by: str = "python"  # "sql": validated in PostgreSQL after a raw COPY (import_ledger)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (benchmarks/import_bench.py)
 
     def changed(self) -> bool:
         """Did the import insert or update any row? (An import that changes nothing refreshes nothing.)"""
@@ -468,10 +471,12 @@ def _read_workbook(path: Path, load_workbook, warnings: list[str] | None) -> lis
     return sheets
 
 
-def read_ledger(path: Path) -> tuple[list[Sheet], list[str]]:
+def read_ledger(path: Path, read_csv: Callable[[Path, str], Any] | None = None) -> tuple[list[Any], list[str]]:
     """Returns the sheets found and warnings (e.g. files that are not ledger tables).
 
-    Raises ImportFailed with the read errors of every file (not only the first unreadable one)."""
+    Raises ImportFailed with the read errors of every file (not only the first unreadable one).
+    ``read_csv`` reads one CSV file (default read_csv_file; the SQL validation passes read_csv_raw)."""
+    read_csv = read_csv or read_csv_file
     warnings: list[str] = []
     if not path.exists():
         raise FileNotFoundError(f"台账路径不存在：{path}")
@@ -489,7 +494,7 @@ def read_ledger(path: Path) -> tuple[list[Sheet], list[str]]:
                 warnings.append(f"{f.name}: 不是台账表，已忽略")
                 continue
             try:
-                sheets.append(read_csv_file(f, table))
+                sheets.append(read_csv(f, table))
             except ImportFailed as exc:
                 errors += exc.errors
         if errors:
@@ -498,7 +503,7 @@ def read_ledger(path: Path) -> tuple[list[Sheet], list[str]]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return read_xlsx(path, warnings), warnings
     if path.suffix.lower() == ".csv" and path.stem.strip().lower() in SPECS:
-        return [read_csv_file(path, path.stem.strip().lower())], warnings
+        return [read_csv(path, path.stem.strip().lower())], warnings
     raise ValueError(f"无法导入 {path}：应为 CSV 文件所在的文件夹或一个 .xlsx 工作簿")
 
 
@@ -720,6 +725,13 @@ def parse_sheet(sheet: Sheet, errors: list[str], warnings: list[str], strict_ids
     positions = _map_header(sheet, errors, warnings)
     if positions is None:
         return None
+    return _parse_rows(sheet, positions, errors, warnings, strict_ids)
+
+
+def _parse_rows(sheet: Sheet, positions: dict[str, int], errors: list[str], warnings: list[str],
+                strict_ids: bool = False) -> Parsed:
+    """parse_sheet after the header: every row of ``sheet.rows`` (the SQL validation passes only the
+    rows it flagged)."""
     label = sheet.label
     limits = _text_limits(sheet.table)
     # per column: where it is, its length limit, whether it is plain text (no conversion) or an enum
@@ -982,9 +994,7 @@ def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, p
     from sqlalchemy import text
 
     name = schema.LEDGER_TABLES[p.table].name
-    key = KEYS[p.table]
     cols = [c.name for c in SPECS[p.table]]
-    other = [c for c in cols if c not in key]
     stage = f"stage_{name}"
     q = lambda c: '"' + c + '"'  # noqa: E731 - column names are our own constants
     conn.execute(text(f"CREATE TEMP TABLE {stage} (LIKE {name}) ON COMMIT DROP"))
@@ -997,6 +1007,19 @@ def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, p
                 bar.advance(50000)
     bar.advance(len(p.rows) % 50000)
     bar.close()
+    _merge_stage(conn, p.table, stage, len(p.rows), result)
+
+
+def _merge_stage(conn: Connection, table: str, stage: str, rows: int, result: ImportResult) -> None:
+    """Upsert the rows of a staging table (the ledger table's columns, maybe more) into the ledger table:
+    one UPDATE of the changed rows and one INSERT of the new ones; drops the staging table."""
+    from sqlalchemy import text
+
+    name = schema.LEDGER_TABLES[table].name
+    key = KEYS[table]
+    cols = [c.name for c in SPECS[table]]
+    other = [c for c in cols if c not in key]
+    q = lambda c: '"' + c + '"'  # noqa: E731 - column names are our own constants
     join = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
     if other:
         differs = f"({', '.join('t.' + q(c) for c in other)}) IS DISTINCT FROM ({', '.join('s.' + q(c) for c in other)})"
@@ -1033,9 +1056,9 @@ def _write_table_postgresql(conn: Connection, p: Parsed, result: ImportResult, p
             for _, definition in rebuild:
                 conn.execute(text(definition))
     conn.execute(text(f"DROP TABLE {stage}"))
-    result.inserted[p.table] = int(inserted)
-    result.updated[p.table] = int(updated)
-    result.unchanged[p.table] = len(p.rows) - int(inserted) - int(updated)
+    result.inserted[table] = int(inserted)
+    result.updated[table] = int(updated)
+    result.unchanged[table] = rows - int(inserted) - int(updated)
 
 
 def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stream=None) -> None:
@@ -1111,16 +1134,36 @@ def _replace_demo(conn: Connection) -> bool:
 
 def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
                   after_write: Callable[[Connection], None] | None = None,
-                  refresh_summaries: bool = True, strict_ids: bool | None = None) -> ImportResult:
+                  refresh_summaries: bool = True, strict_ids: bool | None = None,
+                  validation: str = "auto") -> ImportResult:
     """Validate every row of every file, then write all of it in one transaction.
 
     Raises ImportFailed (with every error) and writes nothing when any row is invalid. The metric
     summaries are refreshed in the same transaction, so they always match the ledger.
+
+    ``validation``: "auto" validates CSV ledgers on PostgreSQL (13+) in SQL after a raw COPY into
+    temporary staging tables (ingest section below) and everything else in Python; "python" forces the
+    Python validation. Both report the same errors, warnings and rows; ``ImportResult.validated_by`` and
+    ``ImportFailed.validated_by`` say which one ran.
     """
+    if validation not in ("auto", "python"):
+        raise ValueError(f"validation must be 'auto' or 'python', not {validation!r}")
     path = Path(path)
+    if validation == "auto" and engine.dialect.name == "postgresql" and (
+            path.is_dir() or (path.suffix.lower() == ".csv" and path.stem.strip().lower() in SPECS)):
+        try:
+            return _import_sql(engine, path, progress_stream, after_write, refresh_summaries, strict_ids)
+        except _UsePython as exc:  # rolled back: nothing was written
+            log.info("SQL validation not possible (%s): validating in Python", exc)
+    return _import_python(engine, path, progress_stream, after_write, refresh_summaries, strict_ids)
+
+
+def _import_python(engine: Engine, path: Path, progress_stream, after_write, refresh_summaries: bool,
+                   strict_ids: bool | None) -> ImportResult:
     t0 = time.perf_counter()
     sheets, warnings = read_ledger(path)
-    log.info("read: %.1f s", time.perf_counter() - t0)
+    timings = {"read": time.perf_counter() - t0}
+    log.info("read: %.1f s", timings["read"])
     with engine.begin() as conn:
         replaced_demo = _replace_demo(conn)  # rolled back with everything else when the ledger is invalid
         if strict_ids is None:
@@ -1128,29 +1171,511 @@ def import_ledger(engine: Engine, path: str | Path, progress_stream=None,
         t0 = time.perf_counter()
         parsed, errors, more_warnings = validate(conn, sheets, strict_ids)
         del sheets
-        log.info("parsed and validated: %.1f s", time.perf_counter() - t0)
+        timings["validate"] = time.perf_counter() - t0
+        log.info("parsed and validated: %.1f s", timings["validate"])
         warnings += more_warnings
         if errors:
-            raise ImportFailed(sorted(errors, key=_error_sort_key))
+            raise ImportFailed(sorted(errors, key=_error_sort_key), validated_by="python")
         result = ImportResult(warnings=warnings, replaced_demo=replaced_demo,
-                              normalised=sum(p.normalised for p in parsed.values()))
+                              normalised=sum(p.normalised for p in parsed.values()), validated_by="python",
+                              timings=timings)
+        t_write = time.perf_counter()
         for table in TABLE_ORDER:
             if table in parsed:
                 t0 = time.perf_counter()
                 write_table(conn, parsed.pop(table), result, progress_stream)
                 log.info("%s written: %.1f s", table, time.perf_counter() - t0)
-        if result.inserted.get("regions") or result.updated.get("regions"):
-            refresh_ancestors(conn)
-        changed = result.changed() or replaced_demo
-        if refresh_summaries and changed:
-            from .summary import lock_refresh, refresh
+        timings["write"] = time.perf_counter() - t_write
+        changed = _after_writes(conn, result, refresh_summaries, after_write)
+    if refresh_summaries and changed:
+        from .summary import tidy
 
-            t0 = time.perf_counter()
-            lock_refresh(conn)  # one refresh at a time (the running dashboard keeps "today" current too)
-            refresh(conn)
-            log.info("summaries refreshed: %.1f s", time.perf_counter() - t0)
-        if after_write is not None:
-            after_write(conn)
+        tidy(engine)
+    return result
+
+
+def _after_writes(conn: Connection, result: ImportResult, refresh_summaries: bool,
+                  after_write: Callable[[Connection], None] | None) -> bool:
+    """Region ancestors, the summaries' refresh and the caller's hook, in the import's transaction.
+    Returns whether the import changed anything."""
+    if result.inserted.get("regions") or result.updated.get("regions"):
+        refresh_ancestors(conn)
+    changed = result.changed() or result.replaced_demo
+    if refresh_summaries and changed:
+        from .summary import lock_refresh, refresh
+
+        t0 = time.perf_counter()
+        lock_refresh(conn)  # one refresh at a time (the running dashboard keeps "today" current too)
+        refresh(conn)
+        result.timings["refresh"] = time.perf_counter() - t0
+        log.info("summaries refreshed: %.1f s", result.timings["refresh"])
+    if after_write is not None:
+        after_write(conn)
+    return changed
+
+
+# --------------------------------------------------------------------------------------------
+# SQL validation (PostgreSQL): raw COPY into staging, set-based checks, Python for flagged rows only
+# --------------------------------------------------------------------------------------------
+#
+# Each CSV file's text goes unparsed into a temporary table of text columns (COPY … FORMAT csv; a file
+# with quotes, NUL-free but not raw-loadable, or whose records span lines, is parsed by Python's csv
+# module and its cells COPYed instead). One CREATE TABLE … AS SELECT then trims (Python's whitespace),
+# NFKC-folds (normalize(…, NFKC)), checks required values, lengths and ID check digits, and converts dates,
+# numbers, booleans and enum values through small maps that Python fills from the *distinct* values of
+# those columns (a 12 M-row file repeats a few hundred dates). A row any check may object to is flagged
+# (a superset of the rows with errors or warnings) and only those rows go through the Python row parser,
+# which words the message — so every error is the Python path's `file:line: column: reason`. Duplicate
+# ids, references and region levels are set-based queries; their messages use the same wording. The
+# checked rows are merged into the ledger tables from the staging table with INSERT … SELECT.
+
+
+class _UsePython(Exception):
+    """The SQL validation cannot take this ledger (xlsx, NUL bytes, PostgreSQL < 13, a cell beyond the
+    csv module's field limit, …): the caller rolls back and validates in Python."""
+
+
+# the characters str.strip() removes (PostgreSQL's btrim() removes only what it is given)
+_PY_WS = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_CSV_FIELD_LIMIT = 131072
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass
+class RawCsv:
+    table: str
+    label: str
+    text: str
+    delimiter: str
+    header: list[str]
+    header_line: int
+    body_offset: int | None  # quote-free text: where the line after the header starts; None: parse it
+
+
+def read_csv_raw(path: Path, table: str) -> RawCsv:
+    """read_csv_file for the SQL validation: the same read errors, but a quote-free text (every record
+    one line, no syntax to check) is not parsed at all — only its header is found."""
+    label = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFailed([f"{label}:1: -: 无法读取文件（{exc.strerror or exc.__class__.__name__}）"]) from None
+    try:
+        text = decode_bytes(data)
+    except DecodeError as exc:
+        raise ImportFailed([f"{label}:{line}: -: {reason}" for line, reason in exc.lines]) from None
+    del data
+    if "\x00" in text:
+        raise _UsePython(f"{label}: NUL")
+    delimiter = _delimiter(text)
+    if '"' in text:  # quotes: the csv module checks the syntax and the rows are parsed when staged
+        sheet = read_csv_file_text(label, table, text, delimiter)
+        return RawCsv(table, label, text, delimiter, sheet.header, sheet.header_line, None)
+    pos, line = 0, 0
+    for m in _LINE_END.finditer(text):
+        line += 1
+        cells = text[pos:m.start()].split(delimiter)
+        pos = m.end()
+        if not _is_blank(cells):
+            return _quote_free(label, table, text, delimiter, cells, line, pos)
+    if pos < len(text):  # the last line has no line break
+        cells = text[pos:].split(delimiter)
+        if not _is_blank(cells):
+            return _quote_free(label, table, text, delimiter, cells, line + 1, len(text))
+    raise ImportFailed([f"{label}:1: -: 文件是空的（没有表头行）"])
+
+
+def _quote_free(label, table, text, delimiter, header, header_line, offset) -> RawCsv:
+    if any(len(c) > _CSV_FIELD_LIMIT for c in header):
+        raise _UsePython(f"{label}: header cell beyond the csv field limit")
+    return RawCsv(table, label, text, delimiter, header, header_line, offset)
+
+
+def read_csv_file_text(label: str, table: str, text: str, delimiter: str) -> Sheet:
+    """read_csv_file's syntax check and header search on a decoded text."""
+    header: list[Any] | None = None
+    header_line = 1
+    try:
+        for line, cells in _csv_records(text, delimiter):
+            if header is None and not _is_blank(cells):
+                header, header_line = cells, line
+    except _CsvSyntax as exc:
+        raise ImportFailed([f"{label}:{exc.line}: -: {exc.reason}"]) from None
+    if header is None:
+        raise ImportFailed([f"{label}:1: -: 文件是空的（没有表头行）"])
+    return Sheet(table, label, header, CsvRows(text, delimiter, header_line), header_line, check_width=True)
+
+
+def _lines_after(text: str, offset: int) -> int:
+    """Lines of text[offset:] as io.StringIO(newline="") splits them (\\r\\n, \\r or \\n)."""
+    n = text.count("\n", offset) + text.count("\r", offset) - text.count("\r\n", offset)
+    return n + (1 if len(text) > offset and text[-1] not in "\r\n" else 0)
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _trim(expr: str) -> str:
+    return f"btrim({expr}, {_lit(_PY_WS)})"
+
+
+_PG_TYPES = {"date": "date", "bool": "boolean", "int": "integer", "year": "integer", "enum": "text"}
+
+
+def _cell_value(col: Col, raw: str | None, limit: int | None, strict_ids: bool) -> tuple[Any, bool, bool]:
+    """What _parse_rows makes of one text cell: (value, valid, normalised). Used for the distinct values
+    of the date, number, boolean and enum columns (the flagged rows are re-parsed for the wording)."""
+    if raw is None:
+        raw = ""
+    s = raw.strip()
+    normalised = False
+    if col.name not in FREE_TEXT and not s.isascii() and (folded := fold_width(s)) != s:
+        s, normalised = folded, True
+    if not s:
+        return None, not col.required, normalised
+    try:
+        value = convert(col, s)
+        if limit is not None and len(value) > limit:
+            return None, False, normalised
+        return value, True, normalised
+    except IdCheckDigitError as exc:
+        return (None, False, normalised) if strict_ids else (exc.value, True, normalised)
+    except RowError:
+        return None, False, normalised
+
+
+@dataclass
+class _Staged:
+    table: str
+    label: str
+    rows: int  # non-blank rows
+    normalised: int
+
+
+def _id_check_sql(v: str) -> str:
+    total = " + ".join(f"substr({v}, {i + 1}, 1)::int * {w}" for i, w in enumerate(_ID_WEIGHTS))
+    return f"substr('10X98765432', ({total}) % 11 + 1, 1)"
+
+
+def _stage_sheet(conn: Connection, raw: RawCsv, errors: list[str], warnings: list[str],
+                 strict_ids: bool) -> _Staged | None:
+    """Load one file into ingest_raw_T, check and convert it into ingest_T (the ledger table's columns
+    plus ln), and word the errors and warnings of its flagged rows. None when its header is unusable."""
+    from sqlalchemy import text as sql
+
+    t0 = time.perf_counter()
+    table, label = raw.table, raw.label
+    header_sheet = Sheet(table, label, raw.header, [], raw.header_line, check_width=True)
+    positions = _map_header(header_sheet, errors, warnings)
+    if positions is None:
+        return None
+    width = len(raw.header)
+    cols = [f"c{i}" for i in range(width)]
+    rawt, stage = f"ingest_raw_{table}", f"ingest_{table}"
+    conn.execute(sql(f"CREATE TEMP TABLE {rawt} (ln bigint, {', '.join(c + ' text' for c in cols)}) ON COMMIT DROP"))
+    cur = conn.connection.driver_connection.cursor()
+    loaded = False
+    if raw.body_offset is not None:  # quote-free: the text itself, numbered by a sequence
+        seq = f"ingest_seq_{table}"
+        conn.execute(sql(f"CREATE TEMP SEQUENCE {seq} START {raw.header_line + 1}"))
+        conn.execute(sql(f"ALTER TABLE {rawt} ALTER ln SET DEFAULT nextval('{seq}')"))
+        delim = "E'\\t'" if raw.delimiter == "\t" else "','"
+        cur.execute("SAVEPOINT ingest_raw_copy")
+        try:
+            with cur.copy(f"COPY {rawt} ({', '.join(cols)}) FROM STDIN (FORMAT csv, DELIMITER {delim})") as copy:
+                body = raw.text
+                for i in range(raw.body_offset, len(body), _COPY_CHUNK):
+                    copy.write(body[i:i + _COPY_CHUNK])
+            copied = cur.rowcount
+        except Exception as exc:  # noqa: BLE001 - ragged rows, blank lines, mixed line ends: parse instead
+            cur.execute("ROLLBACK TO SAVEPOINT ingest_raw_copy")
+            log.info("%s: raw COPY refused (%s), parsing in Python", label, str(exc).splitlines()[0])
+        else:
+            if copied == _lines_after(raw.text, raw.body_offset):
+                cur.execute("RELEASE SAVEPOINT ingest_raw_copy")
+                loaded = True
+            else:  # a line PostgreSQL reads differently (\\.): parse instead
+                cur.execute("ROLLBACK TO SAVEPOINT ingest_raw_copy")
+        conn.execute(sql(f"ALTER TABLE {rawt} ALTER ln DROP DEFAULT"))
+        conn.execute(sql(f"DROP SEQUENCE {seq}"))  # a temporary sequence outlives the transaction
+    if not loaded:  # the csv module parses; its records (non-blank, after the header) are COPYed
+        with cur.copy(f"COPY {rawt} (ln, {', '.join(cols)}) FROM STDIN") as copy:
+            try:
+                for line, cells in _csv_records(raw.text, raw.delimiter):
+                    if line <= raw.header_line or _is_blank(cells):
+                        continue
+                    n = len(cells)
+                    if n > width and not _is_blank(cells[width:]):
+                        errors.append(f"{label}:{line}: -: 本行有 {n} 个单元格，比表头的 {width} 列多"
+                                      f"（单元格中的逗号是否没有加引号？）")
+                    copy.write_row((line, *cells[:width], *([None] * (width - n))))
+            except _CsvSyntax as exc:  # checked when read; kept for safety
+                raise ImportFailed([f"{label}:{exc.line}: -: {exc.reason}"]) from None
+    raw.text = ""  # the text is in the database now
+    conn.execute(sql(f"ANALYZE {rawt}"))
+    t_copy = time.perf_counter() - t0
+
+    # distinct values of the converted columns -> Python -> maps
+    limits = _text_limits(table)
+    spec = SPECS[table]
+    mapped = [c for c in spec if c.kind != "str" and c.name in positions]
+    maps: dict[str, str] = {}
+    if mapped:
+        exprs = [f"coalesce(c{positions[c.name]}, '')" for c in mapped]
+        sets = ", ".join(f"({e})" for e in exprs)
+        distinct = conn.execute(sql(
+            f"SELECT {', '.join(exprs)}, GROUPING({', '.join(exprs)}) FROM {rawt} GROUP BY GROUPING SETS ({sets})"
+            if len(mapped) > 1 else f"SELECT DISTINCT {exprs[0]}, 0 FROM {rawt}")).all()
+        for i, col in enumerate(mapped):
+            bit = 1 << (len(mapped) - 1 - i)
+            values = {r[i] for r in distinct if len(mapped) == 1 or r[-1] == (2 ** len(mapped) - 1) - bit}
+            m = f"ingest_map_{table}_{col.name}"
+            maps[col.name] = m
+            conn.execute(sql(f"CREATE TEMP TABLE {m} (k text PRIMARY KEY, v {_PG_TYPES[col.kind]}, ok boolean, nf boolean) "
+                             "ON COMMIT DROP"))
+            with cur.copy(f"COPY {m} (k, v, ok, nf) FROM STDIN") as copy:
+                for k in values:
+                    v, ok, nf = _cell_value(col, k, None, strict_ids)
+                    copy.write_row((k, v, ok, nf))
+            conn.execute(sql(f"ANALYZE {m}"))
+
+    # the checked, converted rows: ledger columns + ln + flag (Python must look) + nf (cells NFKC changed)
+    blank = " AND ".join(f"coalesce({_trim(c)}, '') = ''" for c in cols)
+    t_cols, f_cols, outer, flags, nfs, joins = [], [], [], [], [], []
+    for col in spec:
+        name, pos = col.name, positions.get(col.name)
+        q = f'"{name}"'
+        if col.kind != "str":
+            if pos is None:
+                outer.append(f"NULL::{_PG_TYPES[col.kind]} AS {q}")
+                continue
+            m = maps[name]
+            joins.append(f"LEFT JOIN {m} m_{name} ON m_{name}.k = coalesce(r.c{pos}, '')")
+            t_cols.append(f"m_{name}.v AS v_{name}, coalesce(m_{name}.ok, false) AS ok_{name}, "
+                          f"coalesce(m_{name}.nf, false) AS nf_{name}")
+            outer.append(f"v_{name} AS {q}")
+            flags.append(f"NOT ok_{name}")
+            nfs.append(f"nf_{name}::int")
+            continue
+        if pos is None:
+            outer.append(f"NULL::text AS {q}")
+            continue
+        t = _trim(f"r.c{pos}")
+        if name in FREE_TEXT:
+            t_cols.append(f"NULLIF({t}, '') AS v_{name}")
+        else:
+            t_cols.append(f"{t} AS t_{name}")
+            f_cols.append(f"CASE WHEN octet_length(t_{name}) <> length(t_{name}) "
+                          f"THEN {_trim(f'normalize(t_{name}, NFKC)')} ELSE t_{name} END AS f_{name}")
+            nfs.append(f"(f_{name} IS DISTINCT FROM t_{name})::int")
+        limit = limits.get(name)
+        v = f"v_{name}"
+        if name not in FREE_TEXT:
+            outer_v = f"NULLIF(f_{name}, '')"
+        else:
+            outer_v = v
+        if col.required:
+            flags.append(f"{outer_v} IS NULL")
+        if limit is not None:
+            flags.append(f"length({outer_v}) > {limit}")
+        if name in ("id_number", "phone"):
+            flags.append(f"{outer_v} ~ '[eE]'")
+        if name == "id_number":
+            is18 = f"{outer_v} ~ '^[0-9]{{17}}[0-9Xx]$'"
+            ok18 = f"upper(substr({outer_v}, 18, 1)) = {_id_check_sql(outer_v)}"
+            flags.append(f"({is18} AND NOT {ok18})")
+            outer.append(f"CASE WHEN {is18} AND {ok18} THEN upper({outer_v}) ELSE {outer_v} END AS {q}")
+        elif limit is not None and (name in KEYS[table] or name.endswith(("_id", "_code")) or name == "code"):
+            # keys and references hold exactly what the Python path calls valid (else NULL)
+            outer.append(f"CASE WHEN length({outer_v}) <= {limit} THEN {outer_v} END AS {q}")
+        else:
+            outer.append(f"{outer_v} AS {q}")
+    if "end_date" in positions and "start_date" in positions:
+        flags.append('("end_date" < "start_date")')  # evaluated on the converted columns below
+    giant = " OR ".join(f"length(r.c{i}) > {_CSV_FIELD_LIMIT}" for i in range(width))
+    inner = (f"SELECT r.ln, ARRAY[{', '.join('r.' + c for c in cols)}] AS cells, ({giant}) AS giant"
+             + "".join(", " + c for c in t_cols)
+             + f" FROM {rawt} r {' '.join(joins)} WHERE NOT ({blank}) OFFSET 0")
+    middle = f"SELECT i.*{''.join(', ' + c for c in f_cols)} FROM ({inner}) i OFFSET 0"
+    row_flags = [f for f in flags if f != '("end_date" < "start_date")']
+    typed = f"SELECT ln, cells, giant, {' + '.join(nfs) or '0'} AS nf, ({' OR '.join(row_flags) or 'false'}) AS rowflag, " \
+            f"{', '.join(outer)} FROM ({middle}) m"
+    date_flag = ' OR coalesce("end_date" < "start_date", false)' if '("end_date" < "start_date")' in flags else ""
+    conn.execute(sql(
+        f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT ln, {', '.join(q for q in _quoted(spec))}, "
+        f"(rowflag OR giant{date_flag}) AS flag, giant, nf, CASE WHEN rowflag OR giant{date_flag} THEN cells END AS cells "
+        f"FROM ({typed}) x"))
+    conn.execute(sql(f"DROP TABLE {rawt}"))
+    t_check = time.perf_counter() - t0 - t_copy
+    rows, normalised, giant_rows = conn.execute(sql(
+        f"SELECT count(*), coalesce(sum(nf), 0), count(*) FILTER (WHERE giant) FROM {stage}")).one()
+    if giant_rows:
+        raise _UsePython(f"{label}: a cell beyond the csv module's field limit")
+    flagged = Sheet(table, label, raw.header,
+                    [(int(ln), ["" if c is None else c for c in cells]) for ln, cells in conn.execute(sql(
+                        f"SELECT ln, cells FROM {stage} WHERE flag ORDER BY ln"))],
+                    raw.header_line, check_width=False)
+    if flagged.rows:
+        _parse_rows(flagged, positions, errors, warnings, strict_ids)
+    conn.execute(sql(f"ALTER TABLE {stage} DROP COLUMN cells, DROP COLUMN giant"))
+    conn.execute(sql(f"ANALYZE {stage}"))
+    log.info("%s: staged %.1f s, checked %.1f s, %d flagged of %d rows", label, t_copy, t_check,
+             len(flagged.rows), rows)
+    return _Staged(table, label, int(rows), int(normalised))
+
+
+def _quoted(spec: list[Col]) -> list[str]:
+    return [f'"{c.name}"' for c in spec]
+
+
+def _sql_duplicates(conn: Connection, staged: dict[str, _Staged], errors: list[str]) -> None:
+    """validate()'s duplicate keys: every later row whose key an earlier row of the file has."""
+    from sqlalchemy import text as sql
+
+    for table, st in staged.items():
+        key = KEYS[table]
+        k = ", ".join(f'"{c}"' for c in key)
+        rows = conn.execute(sql(
+            f"SELECT s.ln, {', '.join('s.' + chr(34) + c + chr(34) for c in key)}, d.first FROM ingest_{table} s "
+            f"JOIN (SELECT {k}, min(ln) AS first FROM ingest_{table} WHERE {' AND '.join(f'{chr(34)}{c}{chr(34)} IS NOT NULL' for c in key)} "
+            f"GROUP BY {k} HAVING count(*) > 1) d USING ({k}) WHERE s.ln > d.first ORDER BY s.ln")).all()
+        for r in rows:
+            values = r[1:1 + len(key)]
+            shown = str(values[0]) if len(key) == 1 else "/".join(str(x) for x in values)
+            errors.append(f"{st.label}:{r[0]}: {key[0] if len(key) == 1 else '+'.join(key)}: "
+                          f"重复的编号 {_show(shown)}（第 {r[-1]} 行已有）")
+
+
+def _sql_references(conn: Connection, staged: dict[str, _Staged], errors: list[str]) -> None:
+    """validate()'s references, region parents and village levels, in its order."""
+    from sqlalchemy import text as sql
+
+    def ids(table: str, col: str) -> str:
+        """The ids the database has, and those this import brings."""
+        own = f" UNION SELECT {col} FROM ingest_{table} WHERE {col} IS NOT NULL" if table in staged else ""
+        return f"(SELECT {col} FROM {table}{own})"
+
+    if {"regions", "units", "households", "assignments"} & staged.keys():
+        # region code -> level: the database's, overlaid with the import's (the last row of a code wins)
+        own = ("UNION ALL SELECT code, level, 1, ln FROM ingest_regions WHERE code IS NOT NULL AND level IS NOT NULL"
+               if "regions" in staged else "")
+        conn.execute(sql(
+            "CREATE TEMP TABLE ingest_levels ON COMMIT DROP AS SELECT DISTINCT ON (code) code, level FROM "
+            f"(SELECT code, level, 0 AS src, 0::bigint AS ln FROM regions {own}) x ORDER BY code, src DESC, ln DESC"))
+        conn.execute(sql("ALTER TABLE ingest_levels ADD PRIMARY KEY (code)"))
+        conn.execute(sql("ANALYZE ingest_levels"))
+    if "regions" in staged:
+        label = staged["regions"].label
+        for ln, code, parent, level, plevel in conn.execute(sql(
+                "SELECT s.ln, s.code, s.parent_code, s.level, p.level FROM ingest_regions s "
+                "LEFT JOIN ingest_levels p ON p.code = s.parent_code WHERE s.parent_code IS NOT NULL "
+                "AND s.code IS NOT NULL AND s.level IS NOT NULL AND (s.parent_code = s.code OR p.level IS NULL "
+                f"OR {_rank_sql('p.level')} >= {_rank_sql('s.level')}) ORDER BY s.ln")):
+            if parent == code:
+                errors.append(f"{label}:{ln}: parent_code: 上级代码不能是自身")
+            elif plevel is None:
+                errors.append(f"{label}:{ln}: parent_code: 上级区划 '{_show(parent)}' 不存在")
+            else:
+                errors.append(f"{label}:{ln}: parent_code: 上级区划 '{_show(parent)}' 的级别（{plevel}）"
+                              f"不高于本区划（{level}）")
+
+    def missing(table: str, checks: list[tuple[str, str, str]]) -> None:
+        """Rows of `table` whose column refers to no id of the set: (column, id set, what)."""
+        if table not in staged:
+            return
+        label = staged[table].label
+        joins = " ".join(f"LEFT JOIN {ids_sql} j{i} ON j{i}.{ref} = s.{col}"
+                         for i, (col, ids_sql, ref, _) in enumerate(checks))
+        bad = [f"(s.{col} IS NOT NULL AND j{i}.{ref} IS NULL)" for i, (col, _, ref, _) in enumerate(checks)]
+        for r in conn.execute(sql(
+                f"SELECT s.ln, {', '.join(f's.{c[0]}, {b}' for c, b in zip(checks, bad))} FROM ingest_{table} s {joins} "
+                f"WHERE {' OR '.join(bad)} ORDER BY s.ln")):
+            for i, (col, _, _, what) in enumerate(checks):
+                if r[2 + 2 * i]:
+                    errors.append(f"{label}:{r[0]}: {col}: 引用了不存在的{what} '{_show(r[1 + 2 * i])}'")
+
+    missing("units", [("region_code", "ingest_levels", "code", "区划")])
+    missing("helpers", [("unit_id", ids("units", "unit_id"), "unit_id", "派出单位")])
+    for t in ("households", "assignments"):
+        if t not in staged:
+            continue
+        label = staged[t].label
+        unit = t == "assignments"
+        for r in conn.execute(sql(
+                f"SELECT s.ln, s.village_code, v.level, {'s.unit_id, u.unit_id IS NULL' if unit else 'NULL, false'} "
+                f"FROM ingest_{t} s LEFT JOIN ingest_levels v ON v.code = s.village_code "
+                + (f"LEFT JOIN {ids('units', 'unit_id')} u ON u.unit_id = s.unit_id " if unit else "")
+                + "WHERE (s.village_code IS NOT NULL AND (v.level IS NULL OR v.level <> 'village'))"
+                + (" OR (s.unit_id IS NOT NULL AND u.unit_id IS NULL)" if unit else "") + " ORDER BY s.ln")):
+            ln, code, level, unit_id, bad_unit = r
+            if code is not None and level is None:
+                errors.append(f"{label}:{ln}: village_code: 引用了不存在的区划 '{_show(code)}'")
+            elif code is not None and level != "village":
+                errors.append(f"{label}:{ln}: village_code: 区划 '{_show(code)}' 不是村级（而是 {level}）")
+            if bad_unit and unit_id is not None:
+                errors.append(f"{label}:{ln}: unit_id: 引用了不存在的派出单位 '{_show(unit_id)}'")
+    for t in ("pairings", "visits"):
+        missing(t, [("helper_id", ids("helpers", "helper_id"), "helper_id", "帮扶责任人"),
+                    ("household_id", ids("households", "household_id"), "household_id", "贫困户")])
+    missing("ratings", [("helper_id", ids("helpers", "helper_id"), "helper_id", "帮扶责任人")])
+
+
+def _rank_sql(expr: str) -> str:
+    return "CASE " + expr + " " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in LEVEL_RANK.items()) + " END"
+
+
+def _import_sql(engine: Engine, path: Path, progress_stream, after_write, refresh_summaries: bool,
+                strict_ids: bool | None) -> ImportResult:
+    from sqlalchemy import text as sql
+
+    t_start = time.perf_counter()
+    raws, warnings = read_ledger(path, read_csv_raw)
+    timings = {"read": time.perf_counter() - t_start}
+    log.info("read (SQL validation): %.1f s", timings["read"])
+    with engine.begin() as conn:
+        version = conn.execute(sql("SELECT current_setting('server_version_num')::int, "
+                                   "current_setting('server_encoding')")).one()
+        if version[0] < 130000 or version[1] != "UTF8":
+            raise _UsePython("normalize(text, NFKC) needs PostgreSQL 13+ with UTF8")
+        replaced_demo = _replace_demo(conn)  # rolled back with everything else when the ledger is invalid
+        if strict_ids is None:
+            strict_ids = settings.strict_ids()
+        conn.execute(sql("SET LOCAL work_mem = '256MB'"))
+        t0 = time.perf_counter()
+        errors: list[str] = []
+        staged: dict[str, _Staged] = {}
+        seen_tables: dict[str, str] = {}
+        for raw in raws:
+            if raw.table in seen_tables:
+                errors.append(f"{raw.label}:1: -: 表 {raw.table} 重复（已有 {seen_tables[raw.table]}）")
+                continue
+            seen_tables[raw.table] = raw.label
+            st = _stage_sheet(conn, raw, errors, warnings, strict_ids)
+            if st is not None:
+                staged[raw.table] = st
+        del raws
+        timings["stage_and_check"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _sql_duplicates(conn, staged, errors)
+        _sql_references(conn, staged, errors)
+        timings["cross_checks"] = time.perf_counter() - t0
+        timings["validate"] = timings["stage_and_check"] + timings["cross_checks"]
+        log.info("validated in SQL: %.1f s + %.1f s", timings["stage_and_check"], timings["cross_checks"])
+        if errors:
+            raise ImportFailed(sorted(errors, key=_error_sort_key), validated_by="sql")
+        result = ImportResult(warnings=warnings, replaced_demo=replaced_demo,
+                              normalised=sum(st.normalised for st in staged.values()), validated_by="sql",
+                              timings=timings)
+        t0 = time.perf_counter()
+        for table in TABLE_ORDER:
+            if table in staged:
+                t1 = time.perf_counter()
+                _merge_stage(conn, table, f"ingest_{table}", staged[table].rows, result)
+                log.info("%s written: %.1f s", table, time.perf_counter() - t1)
+        timings["write"] = time.perf_counter() - t0
+        changed = _after_writes(conn, result, refresh_summaries, after_write)
     if refresh_summaries and changed:
         from .summary import tidy
 
