@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import auth, boot, data
+from ui import auth, boot, data, theme
 from ui import supervision as ui_sv
 from ui.startup import ensure_database, start_maintenance
 from ui.widgets import guard
@@ -24,6 +24,7 @@ st.set_page_config(page_title="帮扶责任人监测看板", page_icon=str(Path(
 # download is also switched off in .streamlit/config.toml (client.disableDataExport); the pages' own
 # 下载 CSV / 下载 Excel buttons are the audited, masked way to take data out.
 st.html('<style>[data-testid="stElementToolbar"] { display: none !important; }</style>')
+st.html(f"<style>{theme.PAGE_CSS}</style>")  # tile labels wrap, never cut (ui/theme.py)
 
 PAGES = {
     # the default page is served at the root URL ("home" only reserves a name; /overview is an alias below)

@@ -20,6 +20,7 @@ VIEWS = {"county": "按县（市、区）", "city": "按市"}
 DEFAULTS = {"metric": "coverage", "view": "county"}
 OPTIONS = {"metric": list(maps.METRICS), "view": list(VIEWS)}
 HEIGHT = 620
+PHONE_WIDTH, PHONE_HEIGHT = 330, 520  # the map's fit on a phone (390 px screen; 70 px of it the colour bar)
 PAGE_TITLES = {"coverage": "结对覆盖", "cadence": "走访频次", "cap": "帮扶上限", "ratings": "年度考核"}
 SAVED = "_bf_map"  # the map's own choices, restored when the user comes back to the page
 
@@ -89,7 +90,10 @@ where = html_text(f.region_name)  # in the map's (plotly) title: a ledger name, 
 
 left, right = st.columns([3, 2])
 with left:
-    fig = maps.choropleth(on, level, M, height=HEIGHT, width=900, title=f"{where}各{label}{M.label}")
+    # a phone: the map fitted to its narrow screen (the colour bar under it), else to the wide column
+    phone = maps.is_phone()
+    fig = maps.choropleth(on, level, M, height=PHONE_HEIGHT if phone else HEIGHT, width=PHONE_WIDTH if phone else 900,
+                          title=f"{where}各{label}{M.label}", compact=phone)
     action = open_city if level == "city" else open_county
     maps.map_chart(fig, maps.chart_key("map", f, metric, level), action, PLOTLY_CONFIG)
     hint = "点击一个市，地图缩放到该市的各县。" if level == "city" else f"点击一个县，打开该县的“{PAGE_TITLES[metric]}”页。"

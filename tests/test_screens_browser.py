@@ -4,7 +4,9 @@ projector and a 390×844 phone, on the demo database of tests/test_browser.py.
 * no page is wider than the screen (document and main block), at every viewport;
 * the meeting screen does not scroll at 1366×768 and 1920×1080, at province, city and county scope,
   and its way back (返回看板) is on screen;
-* on a phone the page opens on its content (the sidebar closed).
+* on a phone the page opens on its content (the sidebar closed);
+* no tile's label, figure or change is cut ("超上限责…") at 1366 px and on a phone;
+* on a phone the map page's metric selector is on screen whole and the map shows all of Hebei.
 
 Screenshots go to screenshots/screen_<page>_<width>x<height>.png for a person to look at.
 Run: ``.venv/bin/pytest -m browser -s tests/test_screens_browser.py``.
@@ -21,6 +23,9 @@ from .test_browser import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = [(1920, 1080), (1366, 768), (390, 844)]
+# a phone's browser says so (the map page fits its map to a phone's screen by it)
+PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/17.0 Mobile/15E148 Safari/604.1")
 PAGES = ["", "map", "coverage", "cap", "cadence", "ratings", "units", "supervision", "meeting"]
 MEETING_SCOPES = {"province": "", "city": "?region=130100", "county": "?region=130102"}
 
@@ -37,13 +42,41 @@ SIZES_JS = """() => {
 def screen(request, browser, server):
     w, h = request.param
     ctx = browser.new_context(viewport={"width": w, "height": h}, locale="zh-CN", timezone_id="Asia/Shanghai",
-                              is_mobile=w < 500, has_touch=w < 500)
+                              is_mobile=w < 500, has_touch=w < 500, **({"user_agent": PHONE_UA} if w < 500 else {}))
     ctx.set_default_timeout(TIMEOUT)
     ctx.add_init_script(QUIET_JS)
     pg = ctx.new_page()
     pg.base = server  # type: ignore[attr-defined]
     yield pg, w, h
     ctx.close()
+
+
+# the tiles' texts that do not fit their box: wider than it (Streamlit cuts them with an ellipsis)
+CUT_TILES_JS = """() => {
+  const cut = [];
+  for (const t of document.querySelectorAll('[data-testid="stMetric"]')) {
+    for (const part of ['stMetricLabel', 'stMetricValue', 'stMetricDelta']) {
+      const box = t.querySelector(`[data-testid="${part}"]`);
+      if (!box) continue;
+      for (const e of [box, ...box.querySelectorAll('*')]) {
+        if (e.closest('[data-testid="stTooltipIcon"]') || !e.clientWidth) continue;
+        if (e.scrollWidth > e.clientWidth) { cut.push(`${part} ${box.innerText} (${e.scrollWidth} > ${e.clientWidth})`); break; }
+      }
+    }
+  }
+  return cut;
+}"""
+
+# the map page on a phone: where its metric selector's buttons end, and what the map shows (maplibre's bounds)
+MAP_JS = """() => {
+  const group = document.querySelector('[data-testid="stButtonGroup"] [role="radiogroup"]');
+  const buttons = Array.from(group.querySelectorAll('button')).map(b => b.getBoundingClientRect().right);
+  const gd = Array.from(document.querySelectorAll('.js-plotly-plot')).find(g => g._fullLayout && g._fullLayout.map);
+  const b = gd._fullLayout.map._subplot.map.getBounds();
+  const r = gd.getBoundingClientRect();
+  return {groupW: group.scrollWidth, groupCW: group.clientWidth, buttons, left: r.left, right: r.right,
+          west: b.getWest(), east: b.getEast(), south: b.getSouth(), north: b.getNorth()};
+}"""
 
 
 def _open(pg, path: str) -> dict:
@@ -72,6 +105,30 @@ def test_no_page_overflows_sideways(screen, shots, path):
         covered = pg.evaluate("""() => { const e = document.elementFromPoint(innerWidth / 2, innerHeight / 2);
                                          return !!(e && e.closest('[data-testid="stSidebar"]')); }""")
         assert not covered, f"/{path}: the sidebar covers the page on a phone"
+    if w < 1900 and path != "meeting":  # the meeting screen draws its own tiles
+        cut = pg.evaluate(CUT_TILES_JS)
+        assert not cut, f"/{path} at {w}×{h}: tile texts cut: {cut}"
+    if path == "map" and w < 500:
+        _map_fits_a_phone(pg, w)
+
+
+def _map_fits_a_phone(pg, w: int) -> None:
+    """Every button of the metric selector on screen (not scrolled out of it); the map inside the screen and
+    showing every county of Hebei (the box of all county polygons within the map's view)."""
+    from ui import maps
+
+    pg.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                         ".some(g => g._fullLayout && g._fullLayout.map && g._fullLayout.map._subplot)", timeout=TIMEOUT)
+    settle(pg)
+    m = pg.evaluate(MAP_JS)
+    assert m["groupW"] <= m["groupCW"] + 1 and max(m["buttons"]) <= w, f"the metric selector is cut: {m}"
+    assert m["left"] >= 0 and m["right"] <= w, f"the map is wider than the screen: {m}"
+    boxes = maps.bounds("county").values()
+    west, south = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    east, north = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    assert m["west"] <= west and m["east"] >= east and m["south"] <= south and m["north"] >= north, (
+        f"the map shows lon {m['west']:.2f}–{m['east']:.2f}, lat {m['south']:.2f}–{m['north']:.2f}; "
+        f"Hebei is lon {west:.2f}–{east:.2f}, lat {south:.2f}–{north:.2f}")
 
 
 @pytest.mark.parametrize("scope", list(MEETING_SCOPES))

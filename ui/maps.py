@@ -22,6 +22,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from data_access import shares
+
 from . import data, filters, theme
 from .format import DASH, html_text, num, pct
 from .widgets import PLOTLY_CONFIG, selected_point_code
@@ -108,8 +110,10 @@ def figure_frame(metric: str, df: pd.DataFrame) -> pd.DataFrame:
         counts = [f"在帮责任人 {num(h)} 名，超上限 {num(v)} 名" for h, v in zip(df["helpers"], df["violators"])]
         short = [_short(h, v) for h, v in zip(df["helpers"], df["violators"])]
     elif metric == "ratings":
-        rated = df["excellent"] + df["qualified"] + df["unqualified"]
-        value = df["unqualified"] / rated.where(rated > 0)
+        rated = pd.Series([shares.rated(r) for _, r in df.iterrows()], index=df.index, dtype="int64")
+        # 不合格占比: of the helpers rated (data_access.shares, the ratings page's definition)
+        value = pd.Series([shares.rating_shares(r)["unqualified"] for _, r in df.iterrows()], index=df.index,
+                          dtype="float64")
         counts = [f"已考核 {num(r)} 人（优秀 {num(e)}、合格 {num(q)}、不合格 {num(u)}），未考核 {num(mi)} 人"
                   for r, e, q, u, mi in zip(rated, df["excellent"], df["qualified"], df["unqualified"], df["missing"])]
         short = [_short(e, q, u, mi) for e, q, u, mi in zip(df["excellent"], df["qualified"], df["unqualified"],
@@ -263,10 +267,21 @@ def _scale(metric: Metric) -> list:
     return SCALE if metric.higher_better else [[1 - s, c] for s, c in reversed(SCALE)]
 
 
+def is_phone() -> bool:
+    """The page is read on a phone: its browser says "Mobile" in its User-Agent (iPhone, Android phones).
+    The server is told no screen width, and a map's zoom is fixed in its figure: fitted to a wide column it
+    shows a phone only its middle."""
+    try:
+        return "Mobile" in (st.context.headers.get("User-Agent") or "")
+    except Exception:  # noqa: BLE001 - no request (AppTest, bare mode): not a phone
+        return False
+
+
 def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, width: int = 800,
-               dark: bool = False, title: str | None = None) -> go.Figure:
+               dark: bool = False, title: str | None = None, compact: bool = False) -> go.Figure:
     """The coloured polygons: trace 0 holds every drawn polygon (those without a figure are not
-    coloured by it), trace 1 paints those without a figure grey."""
+    coloured by it), trace 1 paints those without a figure grey. ``compact`` (a phone): the colour bar
+    lies under the map instead of beside it, so the narrow map keeps the whole width."""
     gj = geojson(level)
     values = on["value"]
     hover = []
@@ -285,9 +300,11 @@ def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, wid
         zmin=lo, zmax=hi, colorscale=scale, marker=dict(line=dict(color=line, width=0.8 if level == "county" else 1.5),
                                                        opacity=0.92),
         customdata=custom, hovertemplate=HOVER, name=metric.label,
-        colorbar=dict(title=dict(text=metric.bar_title, side="top", font=dict(color=fg)), tickformat=metric.tickformat,
-                      tickfont=dict(color=fg), thickness=16 if not dark else 22, len=0.7, x=1.0, xanchor="left",
-                      outlinewidth=0),
+        colorbar=dict(title=dict(text=metric.label if compact else metric.bar_title, side="top", font=dict(color=fg)),
+                      tickformat=metric.tickformat, tickfont=dict(color=fg), thickness=16 if not dark else 22,
+                      outlinewidth=0,
+                      **(dict(orientation="h", len=0.9, x=0.5, xanchor="center", y=0, yanchor="top", nticks=4) if compact
+                         else dict(len=0.7, x=1.0, xanchor="left"))),
     ))
     missing = on[values.isna()]
     if len(missing):
@@ -297,11 +314,11 @@ def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, wid
             colorscale=[[0, grey], [1, grey]], showscale=False, marker=dict(line=dict(color=line, width=0.8)),
             customdata=[c for c, miss in zip(custom, values.isna()) if miss], hovertemplate=HOVER, name="没有数据",
         ))
-    center, zoom = fit(list(on["code"]), level, width, height)
+    center, zoom = fit(list(on["code"]), level, width, height - (120 if compact else 0))  # less title and bar
     theme.style(fig, title or "", dark=dark, height=height, legend=False)
     fig.update_layout(
         map=dict(style=DARK_STYLE if dark else "white-bg", center=center, zoom=zoom),
-        margin=dict(l=0, r=0, t=50 if title else 0, b=0),
+        margin=dict(l=0, r=0, t=50 if title else 0, b=70 if compact else 0),
         clickmode="event+select",
     )
     return fig

@@ -119,3 +119,20 @@ def style(fig, title: str, x_title: str | None = None, y_title: str | None = Non
     if height:
         fig.update_layout(height=height)
     return fig
+
+
+# The normal pages' CSS (app.py puts it on every page). A tile's label and its change wrap onto a second line
+# instead of being cut ("超上限责…", "+0.7 个百…" at 1366 px): Streamlit cuts them to one line with an ellipsis.
+PAGE_CSS = """
+[data-testid="stMetricLabel"] [data-testid="stMarkdownContainer"],
+[data-testid="stMetricLabel"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMetricDelta"] [data-testid="stMarkdownContainer"],
+[data-testid="stMetricDelta"] [data-testid="stMarkdownContainer"] p {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  overflow-wrap: anywhere; line-height: 1.35;
+}
+[data-testid="stMetricLabel"] { height: auto !important; min-height: 1.5rem; align-items: flex-start; }
+[data-testid="stMetricDelta"] { height: auto !important; }
+/* segmented controls (the map's 指标, 分组) wrap onto a second row instead of scrolling out of a phone's screen */
+[data-testid="stButtonGroup"] [role="radiogroup"] { flex-wrap: wrap; overflow: visible; row-gap: 0.25rem; }
+"""
