@@ -23,6 +23,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement
@@ -320,12 +321,12 @@ def uncovered_rows(as_of: dt.date):
     return select(hh.c.household_id, hh.c.village_code).where(uncovered_cond(hh, as_of))
 
 
-def household_coverage_on(conn: Connection, dates: list[dt.date], scope: Scope):
+def household_coverage_on(conn: Connection, dates: list[dt.date], scope: Scope, households=None):
     """M1 (region mode) for several dates in one pass: one row per in-scope household (village_code)
-    with covered_<i> and weak_<i> (0/1) for dates[i]."""
+    with covered_<i> and weak_<i> (0/1) for dates[i]. ``households``: a select of household ids to keep."""
     hh = T_HH.alias("hh")
     r = T_REG.alias("r")
-    hp = household_helpers_on(dates)
+    hp = household_helpers_on(dates, households)
     cols = []
     for i in range(len(dates)):
         cols += [case((covered_on(hp, i), 1), else_=0).label(f"covered_{i}"),
@@ -333,8 +334,71 @@ def household_coverage_on(conn: Connection, dates: list[dt.date], scope: Scope):
     return (
         select(hh.c.village_code.label("village_code"), *cols)
         .select_from(hh.join(r, r.c.code == hh.c.village_code).outerjoin(hp, hp.c.household_id == hh.c.household_id))
-        .where(in_scope(hh), _region_filter(conn, r, scope.region))
+        .where(in_scope(hh), _region_filter(conn, r, scope.region),
+               true() if households is None else hh.c.household_id.in_(households))
     )
+
+
+# --- a date between stored ones: the stored date before it, corrected by what changed in between --------------
+# Coverage and load change only where a pairing starts or ends: a household's (a helper's) fact row on D equals
+# its row on the stored date S < D unless one of its pairings has start_date or end_date in (S, D]. So the
+# fact rows of D are S's stored base rows, minus S's rows of those households (helpers), plus their rows on D.
+DELTA_MAX_DAYS = 62
+
+
+def stored_before(conn: Connection, kind: str, as_of: dt.date) -> dt.date | None:
+    """The latest date before as_of (at most DELTA_MAX_DAYS) whose ``kind`` summary is stored for the current
+    rules, or None."""
+    from .summary import RULES_VERSION
+
+    ss = schema.summary_snapshots
+    d = conn.execute(select(func.max(ss.c.as_of)).where(
+        ss.c.kind == kind, ss.c.as_of < as_of, ss.c.as_of >= as_of - dt.timedelta(days=DELTA_MAX_DAYS),
+        ss.c.rules_version == RULES_VERSION)).scalar()
+    return None if d is None else d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
+
+
+def changed_between(col: str, since: dt.date, until: dt.date):
+    """The household (col="household_id") or helper ids ("helper_id") with a pairing that starts or ends in
+    (since, until]: the only ones whose active pairings differ between the two days."""
+    p = T_PAIR.alias("chg")
+    return select(p.c[col]).where(or_(and_(p.c.start_date > since, p.c.start_date <= until),
+                                      and_(p.c.end_date > since, p.c.end_date <= until)))
+
+
+def _delta_rows(base, now, then, fields: list[str]):
+    """base rows + now rows - then rows (all with village_code, unit_id and the fields)."""
+    return union_all(
+        select(base.c.village_code, base.c.unit_id, *[base.c[f] for f in fields]),
+        select(now.c.village_code, now.c.unit_id, *[now.c[f] for f in fields]),
+        select(then.c.village_code, then.c.unit_id, *[(-then.c[f]).label(f) for f in fields]))
+
+
+def _coverage_delta_rows(conn: Connection, as_of: dt.date, scope: Scope, stored: dt.date):
+    """M1 (region mode) fact rows of as_of from the stored village rows of ``stored`` (an earlier date)."""
+    from .summary import _select_rows
+
+    base = _select_rows(conn, "coverage", "village", [stored], scope).subquery("base")
+    changed = changed_between("household_id", stored, as_of)
+    now, then = (_coverage_rows_of(conn, d, scope, changed).subquery(n) for d, n in ((as_of, "now"), (stored, "then")))
+    return _delta_rows(base, now, then, METRIC_FIELDS["coverage"])
+
+
+def _coverage_rows_of(conn: Connection, as_of: dt.date, scope: Scope, households):
+    rows = household_coverage_on(conn, [as_of], scope, households).subquery("hc")
+    return select(rows.c.village_code, literal(None, String).label("unit_id"), literal(1).label("households"),
+                  rows.c.covered_0.label("covered"), rows.c.weak_0.label("weak"))
+
+
+def _cap_delta_rows(conn: Connection, as_of: dt.date, scope: Scope, stored: dt.date):
+    """M2 fact rows of as_of from the stored unit rows of ``stored`` (an earlier date)."""
+    from .summary import _select_rows
+
+    base = _select_rows(conn, "cap", "unit", [stored], scope).subquery("base")
+    changed = changed_between("helper_id", stored, as_of)
+    now, then = (_cap_rows(conn, d, scope, _helper_loads(d, changed)).subquery(n)
+                 for d, n in ((as_of, "now"), (stored, "then")))
+    return _delta_rows(base, now, then, METRIC_FIELDS["cap"])
 
 
 def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: bool = True) -> pd.DataFrame:
@@ -344,8 +408,13 @@ def coverage(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summa
     assigned = by == "unit" or bool(scope.unit)
     kind = "coverage_assigned" if assigned else "coverage"
     with Conn(bind) as conn:
-        rows, basis = _rows_or_summary(conn, kind, as_of, scope, summary,
-                                       lambda: _coverage_rows(conn, as_of, scope, assigned), by, "village")
+        def live():
+            stored = None if assigned or not summary else stored_before(conn, "coverage", as_of)
+            if stored is not None:
+                return _coverage_delta_rows(conn, as_of, scope, stored)
+            return _coverage_rows(conn, as_of, scope, assigned)
+
+        rows, basis = _rows_or_summary(conn, kind, as_of, scope, summary, live, by, "village")
         return _aggregate(conn, rows, "coverage", by, basis)
 
 
@@ -429,8 +498,13 @@ def cap(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summary: b
     """M2, grouped by the helper's sending unit or that unit's region."""
     _check_by(by)
     with Conn(bind) as conn:
-        rows, basis = _rows_or_summary(conn, "cap", as_of, scope, summary, lambda: _cap_rows(conn, as_of, scope),
-                                       by, "unit")
+        def live():
+            stored = stored_before(conn, "cap", as_of) if summary else None
+            if stored is not None:
+                return _cap_delta_rows(conn, as_of, scope, stored)
+            return _cap_rows(conn, as_of, scope)
+
+        rows, basis = _rows_or_summary(conn, "cap", as_of, scope, summary, live, by, "unit")
         return _aggregate(conn, rows, "cap", by, basis)
 
 
@@ -592,6 +666,199 @@ def _pairing_status(conn: Connection, as_of: dt.date, scope: Scope, own_last=Non
     return ps, reference_date(ps.c.last_visit, ps.c.start_date), cutoff_on(ps, as_of)
 
 
+# --- M3 as spans: the overdue stretches of every pairing, for any date ------------------------------------
+# ref(p) on D is a step function of D: the pairing's start, then each in-home visit by one of its visitors.
+# While ref(p) = t, p is overdue on the days D with t < months_before(D, k) — from overdue_deadline(t, k) on,
+# since months_before is non-decreasing in D — until ref(p) moves on (the next visit) or the pairing ends.
+# The refresh stores those stretches (schema.overdue_spans); the overdue pairings of a date D are the spans
+# with overdue_from <= D < overdue_to, exactly those for which overdue_on holds (tests/test_spans.py).
+SPAN_OPEN = dt.date(9999, 12, 31)  # overdue_to of a span still open at the ledger's end
+# A closed span is stored in pieces of at most SPAN_CHUNK days, so that the spans containing D are found by
+# an index range over overdue_from in (D - SPAN_CHUNK, D] (plus the open spans with overdue_from <= D):
+# a read of about the day's overdue pairings whatever the date, not of every span that ended after it.
+SPAN_CHUNK = 61
+MIN_DEADLINE_DAYS = 58  # overdue_deadline(t, k) - t > 58 days for k >= 2 (tests/test_spans.py)
+
+
+def days_diff(conn: Connection, later, earlier) -> ColumnElement:
+    """later - earlier in whole days, two date columns, on either database."""
+    if conn.dialect.name == "postgresql":
+        return later - earlier
+    return func.cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+
+def add_days(conn: Connection, col, n) -> ColumnElement:
+    """A date column plus n days (n an integer expression), on either database."""
+    if conn.dialect.name == "postgresql":
+        return col + n
+    return func.date(col, literal("+") + func.cast(n, String) + literal(" days"), type_=schema.Date)
+
+
+def overdue_deadline(conn: Connection, t, k) -> ColumnElement:
+    """The first day D with months_before(D, k) > t (t a date column, k a month count column): with
+    u = t + 1 day, the day u.day of u's month + k, or the 1st of the month after that when it has no such day
+    (t = 2026-02-28, k = 2: 2026-05-01, because months_before(2026-04-30, 2) = 2026-02-28)."""
+    if conn.dialect.name == "postgresql":
+        u = t + literal(1)
+        first = func.cast(func.date_trunc("month", u) + func.make_interval(0, k), schema.Date)
+        same_day = first + (func.cast(func.extract("day", u), Integer) - literal(1))
+        return func.least(same_day, func.cast(first + func.make_interval(0, 1), schema.Date), type_=schema.Date)
+    u = func.date(t, "+1 day")
+    first = func.date(u, "start of month", literal("+") + func.cast(k, String) + literal(" months"))
+    same_day = func.date(first, literal("+") + func.cast(func.cast(func.strftime("%d", u), Integer) - 1, String)
+                         + literal(" days"))
+    return func.min(same_day, func.date(first, "+1 month"), type_=schema.Date)
+
+
+def span_pairings():
+    """Every pairing with an in-scope household and what its visitors and interval are: the input of the
+    overdue spans (``pairing_dates``'s rows without the dates)."""
+    p, hh, h, u = T_PAIR.alias("sp_p"), T_HH.alias("sp_hh"), T_HELP.alias("sp_h"), T_UNIT.alias("sp_u")
+    dept = department_based(h, u)
+    return (
+        select(p.c.pairing_id, p.c.helper_id, p.c.household_id, p.c.start_date, p.c.end_date, h.c.unit_id,
+               h.c.department, case((dept, 1), else_=0).label("dept"),
+               case((dept, DEPARTMENT_INTERVAL_MONTHS), else_=INTERVAL_MONTHS).label("interval_months"),
+               hh.c.village_code.label("village_code"))
+        .select_from(p.join(hh, hh.c.household_id == p.c.household_id).join(h, h.c.helper_id == p.c.helper_id)
+                     .join(u, u.c.unit_id == h.c.unit_id))
+        .where(in_scope(hh))
+    )
+
+
+def span_segments(conn: Connection, sp):
+    """The reference dates of the pairings in ``sp`` (a table of ``span_pairings`` rows): per pairing its
+    start and the distinct in-home visit dates by its visitors strictly inside (start, end), each with the
+    next one (next_t, LEAD): ref(p) = t on the days t <= D < next_t. A select of pairing_id, t, next_t."""
+    v, vh = T_VIS.alias("sv"), T_HELP.alias("svh")
+    inside = and_(v.c.mode == "in_home", v.c.visit_date > sp.c.start_date,
+                  or_(sp.c.end_date.is_(None), v.c.visit_date < sp.c.end_date))
+    own = (select(sp.c.pairing_id, v.c.visit_date.label("t"))
+           .select_from(sp.join(v, and_(v.c.household_id == sp.c.household_id, v.c.helper_id == sp.c.helper_id)))
+           .where(sp.c.dept == 0, inside))
+    dept = (select(sp.c.pairing_id, v.c.visit_date.label("t"))
+            .select_from(sp.join(v, v.c.household_id == sp.c.household_id).join(vh, vh.c.helper_id == v.c.helper_id))
+            .where(sp.c.dept == 1, vh.c.unit_id == sp.c.unit_id, vh.c.department == sp.c.department, inside))
+    starts = select(sp.c.pairing_id, sp.c.start_date.label("t"))
+    # UNION ALL: two visits on one day make a segment [t, t) that no span comes from (overdue_from > t)
+    ev = starts.union_all(own, dept).subquery("ev")
+    seg = select(ev.c.pairing_id, ev.c.t, func.lead(ev.c.t, type_=schema.Date).over(
+        partition_by=ev.c.pairing_id, order_by=ev.c.t).label("next_t")).subquery("seg")
+    # only the segments long enough to hold an overdue day: the deadline is at least two calendar months
+    # (59 days) after t, so a segment whose next reference date comes sooner has no overdue day
+    return select(seg).where(or_(seg.c.next_t.is_(None), seg.c.next_t > add_days(conn, seg.c.t, literal(MIN_DEADLINE_DAYS))))
+
+
+def overdue_span_rows(conn: Connection, sp, seg):
+    """The overdue spans of the pairings in ``sp`` (a table of ``span_pairings`` rows) from their
+    reference dates ``seg`` (a table of ``span_segments`` rows), as a select of the columns of
+    schema.overdue_spans: while ref(p) = t, from overdue_deadline(t, k) until next_t or the pairing's end."""
+    q = sp.alias("q")
+    stop = case((seg.c.next_t.is_(None), func.coalesce(q.c.end_date, literal(SPAN_OPEN))),
+                (q.c.end_date.is_(None), seg.c.next_t),
+                (seg.c.next_t < q.c.end_date, seg.c.next_t), else_=q.c.end_date)
+    begin = overdue_deadline(conn, seg.c.t, q.c.interval_months)
+    s = (select(q.c.pairing_id, q.c.helper_id, q.c.household_id, q.c.unit_id, q.c.village_code, q.c.start_date,
+                q.c.interval_months, q.c.dept, q.c.department, seg.c.t.label("ref_date"),
+                begin.label("overdue_from"), stop.label("overdue_to"))
+         .select_from(seg.join(q, q.c.pairing_id == seg.c.pairing_id))).subquery("spans")
+    # last(p) on a span from the start: the latest visit by the visitors on or before the start day (looked
+    # up for those spans only)
+    lv, lvh = T_VIS.alias("lv"), T_HELP.alias("lvh")
+    before = (select(func.max(lv.c.visit_date)).select_from(lv.join(lvh, lvh.c.helper_id == lv.c.helper_id))
+              .where(lv.c.household_id == s.c.household_id, lv.c.mode == "in_home", lv.c.visit_date <= s.c.start_date,
+                     or_(and_(s.c.dept == 0, lv.c.helper_id == s.c.helper_id),
+                         and_(s.c.dept == 1, lvh.c.unit_id == s.c.unit_id, lvh.c.department == s.c.department)))
+              .scalar_subquery())
+    whole = (select(s.c.pairing_id, s.c.helper_id, s.c.household_id, s.c.unit_id, s.c.village_code, s.c.start_date,
+                    s.c.interval_months, s.c.ref_date,
+                    case((s.c.ref_date == s.c.start_date, before), else_=s.c.ref_date).label("last_visit"),
+                    s.c.overdue_from, s.c.overdue_to)
+             .where(s.c.overdue_from < s.c.overdue_to))
+    return whole
+
+
+def span_pieces(conn: Connection, spans, chunks):
+    """The spans (a table of ``overdue_span_rows``) with each closed one cut into pieces of at most
+    SPAN_CHUNK days; ``chunks``: a table of integers i = 0, 1, … (column i) long enough for the longest."""
+    w, c = spans, chunks
+    lo = add_days(conn, w.c.overdue_from, c.c.i * SPAN_CHUNK)
+    hi = add_days(conn, w.c.overdue_from, (c.c.i + 1) * SPAN_CHUNK)
+    cols = [w.c[n] for n in ("pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date",
+                             "interval_months", "ref_date", "last_visit")]
+    closed = w.c.overdue_to != SPAN_OPEN
+    long_ = days_diff(conn, w.c.overdue_to, w.c.overdue_from) > SPAN_CHUNK
+    pieces = (select(*cols, lo.label("overdue_from"), case((hi < w.c.overdue_to, hi), else_=w.c.overdue_to)
+                     .label("overdue_to"))
+              .select_from(w.join(c, lo < w.c.overdue_to)).where(closed, long_))
+    whole = select(*cols, w.c.overdue_from, w.c.overdue_to).where(or_(~closed, ~long_))
+    return whole.union_all(pieces)
+
+
+def spans_on(conn: Connection, as_of: dt.date, scope: Scope, helpers=None):
+    """The overdue pairings of a date read from the stored spans: a select of pairing_id, helper_id,
+    household_id, unit_id, village_code, start_date, last_visit, gap_days, interval_months, is_overdue (1),
+    within the scope (the household's region, the helper's unit) and, given ``helpers`` (a select of
+    helper ids), only theirs."""
+    parts = []
+    for open_ in (False, True):  # two index ranges: closed pieces starting in (D - SPAN_CHUNK, D], open spans
+        s = schema.overdue_spans.alias("os_open" if open_ else "os")
+        q = select(s.c.pairing_id, s.c.helper_id, s.c.household_id, s.c.unit_id, s.c.village_code, s.c.start_date,
+                   s.c.last_visit, days_between(conn, as_of, s.c.ref_date).label("gap_days"), s.c.interval_months,
+                   literal(1).label("is_overdue"))
+        if open_:
+            q = q.where(s.c.overdue_to == SPAN_OPEN, s.c.overdue_from <= as_of)
+        else:
+            q = q.where(s.c.overdue_from > as_of - dt.timedelta(days=SPAN_CHUNK), s.c.overdue_from <= as_of,
+                        s.c.overdue_to > as_of, s.c.overdue_to != SPAN_OPEN)
+        if scope.unit:
+            q = q.where(s.c.unit_id == scope.unit)
+        if scope.region:
+            r = T_REG.alias("os_open_r" if open_ else "os_r")
+            q = q.join_from(s, r, r.c.code == s.c.village_code).where(_region_filter(conn, r, scope.region))
+        if helpers is not None:
+            q = q.where(s.c.helper_id.in_(helpers))
+        parts.append(q)
+    return parts[0].union_all(parts[1])
+
+
+def spans_stored(conn: Connection) -> bool:
+    """Are overdue spans of the current ledger and rules stored (a refresh wrote them)?"""
+    from .summary import RULES_VERSION
+
+    ss = schema.summary_snapshots
+    return conn.execute(select(ss.c.as_of).where(ss.c.kind == "spans", ss.c.rules_version == RULES_VERSION)
+                        .limit(1)).first() is not None
+
+
+def active_pairing_rows(conn: Connection, as_of: dt.date, scope: Scope, helpers=None):
+    """The active in-scope pairings of a date without their visits (pairing_id, helper_id, village_code,
+    unit_id): ``pairing_dates``'s conditions, no last-visit lookup."""
+    p, hh, h = T_PAIR.alias("ap_p"), T_HH.alias("ap_hh"), T_HELP.alias("ap_h")
+    base = p.join(hh, hh.c.household_id == p.c.household_id).join(h, h.c.helper_id == p.c.helper_id)
+    conds = [active_on(p, as_of), in_scope(hh)]
+    if scope.region:
+        r = T_REG.alias("ap_r")
+        base = base.join(r, r.c.code == hh.c.village_code)
+        conds.append(_region_filter(conn, r, scope.region))
+    if scope.unit:
+        conds.append(h.c.unit_id == scope.unit)
+    if helpers is not None:
+        conds.append(p.c.helper_id.in_(helpers))
+    return select(p.c.pairing_id, p.c.helper_id, hh.c.village_code.label("village_code"),
+                  h.c.unit_id.label("unit_id")).select_from(base).where(*conds)
+
+
+def _cadence_span_rows(conn: Connection, as_of: dt.date, scope: Scope):
+    """M3 fact rows from the stored spans: one row per active in-scope pairing (active_pairings=1,
+    overdue=0) and one per overdue span containing the date (active_pairings=0, overdue=1). A pairing has
+    at most one span on a day, and only while it is active, so the sums are those of ``_cadence_rows``."""
+    a = active_pairing_rows(conn, as_of, scope).subquery("act")
+    o = spans_on(conn, as_of, scope).subquery("ovd")
+    return select(a.c.village_code, a.c.unit_id, literal(1).label("active_pairings"), literal(0).label("overdue")
+                  ).union_all(select(o.c.village_code, o.c.unit_id, literal(0), literal(1)))
+
+
 def _cadence_rows(conn: Connection, as_of: dt.date, scope: Scope, own_last=None):
     """M3 fact rows: one per active in-scope pairing (household's village, helper's unit;
     active_pairings=1, overdue)."""
@@ -608,8 +875,12 @@ def cadence(bind, as_of: dt.date, by: str = "county", scope: Scope = ALL, summar
     """M3: active in-scope pairings and the overdue ones, by household region or helper unit."""
     _check_by(by)
     with Conn(bind) as conn:
+        # not stored: from the overdue spans when the refresh wrote them (summary=False: the live SQL, the
+        # reference implementation)
         rows, basis = _rows_or_summary(conn, "cadence", as_of, scope, summary,
-                                       lambda: _cadence_rows(conn, as_of, scope), by, "village")
+                                       lambda: _cadence_span_rows(conn, as_of, scope)
+                                       if summary and spans_stored(conn) else _cadence_rows(conn, as_of, scope),
+                                       by, "village")
         return _aggregate(conn, rows, "cadence", by, basis)
 
 

@@ -151,10 +151,14 @@ def helper_loads(conn, as_of: dt.date, helpers=None):
     return m._helper_loads(as_of, helpers)
 
 
-def pairing_gaps(conn, as_of: dt.date, scope: Scope):
+def pairing_gaps(conn, as_of: dt.date, scope: Scope, overdue_only: bool = False):
     """Every active in-scope pairing on the date with its gap (M3) as a subquery: pairing_id,
     helper_id, household_id, unit_id, village_code, start_date, last_visit, gap_days,
-    interval_months, is_overdue (0/1). Read from the stored pairing status when the date has one."""
+    interval_months, is_overdue (0/1). Read from the stored pairing status when the date has one.
+    ``overdue_only``: the overdue ones may come alone (then, on a date without a stored status, they are read
+    from the stored overdue spans when the refresh wrote them)."""
+    if overdue_only and not summary.status_date(conn, as_of) and m.spans_stored(conn):
+        return m.spans_on(conn, as_of, scope).subquery("gaps")
     if summary.status_date(conn, as_of):
         st = schema.pairing_status.alias("st")
         q = select(st.c.pairing_id, st.c.helper_id, st.c.household_id, st.c.unit_id, st.c.village_code,
@@ -178,7 +182,7 @@ def overdue(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unma
     ``include_all=True`` returns every active pairing with its gap. ``limit``: only the first rows by
     gap (longest first), then pairing id."""
     with Conn(bind) as conn:
-        ap = pairing_gaps(conn, as_of, scope)
+        ap = pairing_gaps(conn, as_of, scope, overdue_only=not include_all)
         base = ap
         cols = [ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.last_visit, ap.c.gap_days,
                 ap.c.interval_months, ap.c.is_overdue]

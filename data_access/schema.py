@@ -242,6 +242,30 @@ rating_missing = Table(
     Index("ix_rating_missing_year_helper", "year", "helper_id"),
 )
 
+# Overdue spans (M3), written by summary.refresh from the ledger as a whole: per active in-scope pairing, each
+# stretch of days on which it is overdue — from its visit sequence and the department rule, the days D with
+# ref(p) = ref_date and ref_date < months_before(D, k), i.e. overdue_from <= D < overdue_to (9999-12-31: still
+# overdue at the ledger's end). The overdue pairings of ANY date are the spans containing it: an index range
+# scan instead of a last-visit pass over every visit. last_visit is last(p) on those days (before start_date
+# on a span that starts from the pairing's start).
+overdue_spans = Table(
+    "overdue_spans",
+    metadata,
+    Column("pairing_id", String(40), nullable=False),
+    Column("helper_id", String(40), nullable=False),
+    Column("household_id", String(40), nullable=False),
+    Column("unit_id", String(40), nullable=False),
+    Column("village_code", String(20), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("interval_months", Integer, nullable=False),
+    Column("ref_date", Date, nullable=False),
+    Column("last_visit", Date),
+    Column("overdue_from", Date, nullable=False),
+    Column("overdue_to", Date, nullable=False),
+    Index("ix_overdue_spans_to_from", "overdue_to", "overdue_from"),
+    Index("ix_overdue_spans_from", "overdue_from"),
+)
+
 # Which (kind, date) summaries exist; a metric reads metric_summary only for a listed pair.
 summary_snapshots = Table(
     "summary_snapshots",

@@ -37,8 +37,8 @@ from sqlalchemy.types import NullType
 from . import metrics as m
 from . import settings
 from .dates import last_month_ends, month_end
-from .schema import (LEVEL_RANK, helper_status, metric_summary, pairing_status, rating_missing, ratings, summary_snapshots,
-                     uncovered_status)
+from .schema import (LEVEL_RANK, helper_status, metric_summary, overdue_spans, pairing_status, rating_missing, ratings,
+                     summary_snapshots, uncovered_status)
 
 log = logging.getLogger("bangfu.summary")
 
@@ -505,13 +505,47 @@ def clear(conn: Connection, keep: Iterable[dt.date] = ()) -> None:
     """Drop stored summaries and statuses (all, or all but those of the dates in keep)."""
     keep = list(keep)
     if not keep:
-        for t in (summary_snapshots, metric_summary, pairing_status, helper_status, uncovered_status, rating_missing):
+        for t in (summary_snapshots, metric_summary, pairing_status, helper_status, uncovered_status, rating_missing,
+                  overdue_spans):
             conn.execute(t.delete())
         return
-    for t in (summary_snapshots, metric_summary):  # the rating years are refresh()'s to keep or redo
-        conn.execute(t.delete().where(t.c.as_of.not_in(keep), t.c.kind != "ratings"))
+    # the rating years and the overdue spans (a function of the ledger alone) are refresh()'s to keep or redo
+    conn.execute(summary_snapshots.delete().where(summary_snapshots.c.as_of.not_in(keep),
+                                                  summary_snapshots.c.kind.not_in(("ratings", "spans"))))
+    conn.execute(metric_summary.delete().where(metric_summary.c.as_of.not_in(keep), metric_summary.c.kind != "ratings"))
     for t in (pairing_status, helper_status, uncovered_status):
         conn.execute(t.delete().where(t.c.as_of.not_in(keep)))
+
+
+def _store_spans(conn: Connection, today: dt.date, stamp: str) -> int:
+    """The overdue spans of every pairing (metrics.overdue_span_rows) in place of the stored ones: rows
+    deleted and inserted in the caller's transaction (no DDL on the table the pages read)."""
+    t0 = time.perf_counter()
+    sp = _temp(conn, "tmp_span_pairs", m.span_pairings())
+    if conn.dialect.name != "postgresql":
+        conn.execute(text("CREATE INDEX tmp_span_pairs_ix ON tmp_span_pairs (pairing_id)"))
+    conn.execute(overdue_spans.delete())
+    conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "spans"))
+    seg = _temp(conn, "tmp_span_segments", m.span_segments(conn, sp))
+    if conn.dialect.name != "postgresql":
+        conn.execute(text("CREATE INDEX tmp_span_segments_ix ON tmp_span_segments (pairing_id)"))
+    log.info("pairing reference dates: %.1f s", time.perf_counter() - t0)
+    whole = _temp(conn, "tmp_spans", m.overdue_span_rows(conn, sp, seg))
+    log.info("overdue spans found: %.1f s", time.perf_counter() - t0)
+    longest = conn.execute(select(func.max(m.days_diff(conn, whole.c.overdue_to, whole.c.overdue_from))).where(
+        whole.c.overdue_to != m.SPAN_OPEN)).scalar() or 0
+    chunks = _temp(conn, "tmp_span_chunks", select(literal(0).label("i")))
+    n = int(longest) // m.SPAN_CHUNK + 1
+    if n > 1:
+        conn.execute(chunks.insert(), [{"i": i} for i in range(1, n)])
+    rows = m.span_pieces(conn, whole, chunks)
+    conn.execute(overdue_spans.insert().from_select([c.name for c in rows.selected_columns], rows))
+    _mark(conn, "spans", today, stamp)
+    for name in ("tmp_span_pairs", "tmp_span_segments", "tmp_spans", "tmp_span_chunks"):
+        conn.execute(text(f"DROP TABLE {name}"))
+    n = conn.execute(select(func.count()).select_from(overdue_spans)).scalar()
+    log.info("overdue spans (%d): %.1f s", n, time.perf_counter() - t0)
+    return int(n)
 
 
 def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.date] | None = None,
@@ -578,10 +612,14 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     if years:
         _store_rollups(conn, "ratings", year_ends)
     log.info("ratings of %d years: %.1f s", len(years), time.perf_counter() - t0)
+    # the overdue spans: rebuilt unless kept (only_missing: the ledger has not changed since they were written)
+    if not (only_missing and m.spans_stored(conn)):
+        _store_spans(conn, today, stamp)
     t0 = time.perf_counter()
     # planner statistics of the freshly written tables (SQLite, without them, probes the stored loads
     # through the date index once per helper)
-    for t in ("metric_summary", "pairing_status", "helper_status", "uncovered_status", "rating_missing"):
+    for t in ("metric_summary", "pairing_status", "helper_status", "uncovered_status", "rating_missing",
+              "overdue_spans"):
         conn.execute(text(f"ANALYZE {t}"))
     n = conn.execute(select(func.count()).select_from(metric_summary)).scalar()
     log.info("summary statistics and count: %.1f s", time.perf_counter() - t0)
@@ -589,7 +627,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
 
 
 STATUS_TABLES = ("metric_summary", "summary_snapshots", "pairing_status", "helper_status", "uncovered_status",
-                 "rating_missing")
+                 "rating_missing", "overdue_spans")
 
 
 # one refresh at a time across processes and servers (PostgreSQL advisory lock key: "bangfu" in ASCII)

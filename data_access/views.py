@@ -297,6 +297,11 @@ def _pairing_gaps_of(conn, as_of: dt.date, scope: Scope, helpers):
     if summary.status_date(conn, as_of):
         g = pb.pairing_gaps(conn, as_of, scope)  # stored rows: a plain select, filtered where it reads them
         return select(g.c.helper_id, g.c.is_overdue).where(g.c.helper_id.in_(helpers)).subquery("gaps")
+    if m.spans_stored(conn):  # the active pairings (no visit read) and those of them in an overdue span
+        a = m.active_pairing_rows(conn, as_of, scope, helpers).subquery("act")
+        o = m.spans_on(conn, as_of, scope, helpers).subquery("ovd")
+        return (select(a.c.helper_id, case((o.c.pairing_id.is_(None), 0), else_=1).label("is_overdue"))
+                .select_from(a.outerjoin(o, o.c.pairing_id == a.c.pairing_id)).subquery("gaps"))
     ps, ref, cutoff = _pairing_status_of(conn, as_of, scope, helpers)
     return select(ps.c.helper_id, case((ref < cutoff, 1), else_=0).label("is_overdue")).subquery("gaps")
 
