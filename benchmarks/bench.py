@@ -357,6 +357,185 @@ def whole_page(p: dict, timeout: float) -> tuple[float, float, str | None]:
     return times[0], times[1], None
 
 
+# ------------------------------------------------------------------------------------------- DuckDB floor
+# The same exact figures computed by DuckDB (an embedded columnar engine, benchmark-only: the `bench` extra)
+# over an in-memory copy of the ledger's columns: what a date's metric costs when nothing is stored — the
+# floor the dashboard's SQL on the same machine is compared with (issue 15: within 4× of it for any date).
+
+FLOOR_TABLES = {
+    "regions": (["code", "province_code", "city_code", "county_code"], []),
+    "units": (["unit_id", "level", "region_code"], []),
+    "helpers": (["helper_id", "unit_id", "department", "category"], []),
+    "households": (["household_id", "village_code", "status"], []),
+    "pairings": (["pairing_id", "helper_id", "household_id", "start_date", "end_date"], ["start_date", "end_date"]),
+    "visits": (["household_id", "helper_id", "visit_date", "mode"], ["visit_date"]),
+}
+
+FLOOR_SQL = {
+    # M1 by the household's county (metrics.group_key: county, else city, else province)
+    "coverage": """
+        WITH act AS (SELECT p.household_id, max(CASE WHEN h.category = 'cadre' THEN 1 ELSE 0 END) AS cadre
+                     FROM pairings p JOIN helpers h USING (helper_id)
+                     WHERE p.start_date <= $d AND (p.end_date IS NULL OR p.end_date > $d) GROUP BY p.household_id)
+        SELECT coalesce(r.county_code, r.city_code, r.province_code) AS code, count(*) AS households,
+               count(a.household_id) AS covered,
+               sum(CASE WHEN hh.status = 'not_lifted' AND a.household_id IS NOT NULL AND a.cadre = 0 THEN 1 ELSE 0 END)
+        FROM households hh JOIN regions r ON r.code = hh.village_code LEFT JOIN act a USING (household_id)
+        WHERE hh.status IN ('not_lifted', 'lifted_with_policy') GROUP BY 1""",
+    # M2 by the helper unit's county
+    "cap": """
+        WITH pairs AS (SELECT DISTINCT p.helper_id, p.household_id FROM pairings p JOIN households hh USING (household_id)
+                       WHERE p.start_date <= $d AND (p.end_date IS NULL OR p.end_date > $d)
+                         AND hh.status IN ('not_lifted', 'lifted_with_policy')),
+             loads AS (SELECT helper_id, count(*) AS load FROM pairs GROUP BY helper_id)
+        SELECT coalesce(r.county_code, r.city_code, r.province_code) AS code, count(*) AS helpers,
+               sum(CASE WHEN l.load > 5 THEN 1 ELSE 0 END), sum(CASE WHEN l.load > 5 THEN l.load - 5 ELSE 0 END)
+        FROM loads l JOIN helpers h USING (helper_id) JOIN units u ON u.unit_id = h.unit_id
+        JOIN regions r ON r.code = u.region_code GROUP BY 1""",
+    # M3 by the household's county: last(p) from the own or the department's in-home visits up to D
+    "cadence": """
+        WITH ap AS (SELECT p.pairing_id, p.helper_id, p.household_id, p.start_date, h.unit_id, h.department,
+                           (u.level = 'province' AND coalesce(h.department, '') <> '') AS dept, hh.village_code
+                    FROM pairings p JOIN households hh USING (household_id) JOIN helpers h ON h.helper_id = p.helper_id
+                    JOIN units u ON u.unit_id = h.unit_id
+                    WHERE p.start_date <= $d AND (p.end_date IS NULL OR p.end_date > $d)
+                      AND hh.status IN ('not_lifted', 'lifted_with_policy')),
+             own AS (SELECT household_id, helper_id, max(visit_date) AS last FROM visits
+                     WHERE mode = 'in_home' AND visit_date <= $d GROUP BY ALL),
+             dep AS (SELECT o.household_id, h.unit_id, h.department, max(o.last) AS last
+                     FROM own o JOIN helpers h USING (helper_id) JOIN units u ON u.unit_id = h.unit_id
+                     WHERE u.level = 'province' AND coalesce(h.department, '') <> '' GROUP BY ALL),
+             st AS (SELECT ap.*, CASE WHEN ap.dept THEN d.last ELSE o.last END AS last
+                    FROM ap LEFT JOIN own o ON o.household_id = ap.household_id AND o.helper_id = ap.helper_id
+                    LEFT JOIN dep d ON ap.dept AND d.household_id = ap.household_id AND d.unit_id = ap.unit_id
+                                   AND d.department = ap.department)
+        SELECT coalesce(r.county_code, r.city_code, r.province_code) AS code, count(*) AS active_pairings,
+               sum(CASE WHEN greatest(coalesce(st.last, st.start_date), st.start_date)
+                             < CASE WHEN st.dept THEN $c4 ELSE $c2 END THEN 1 ELSE 0 END)
+        FROM st JOIN regions r ON r.code = st.village_code GROUP BY 1""",
+}
+
+
+def duckdb_ledger(engine):
+    """An in-memory DuckDB holding the ledger columns the floor queries read (ids and codes as text,
+    dates as DATE). PostgreSQL: COPY … TO STDOUT into CSV files; SQLite: through pandas."""
+    import duckdb
+
+    con = duckdb.connect()
+    with tempfile.TemporaryDirectory(prefix="bangfu_floor_") as tmp:
+        for name, (cols, dates) in FLOOR_TABLES.items():
+            casts = ", ".join(f"CAST({c} AS DATE) AS {c}" if c in dates else c for c in cols)
+            if engine.dialect.name == "postgresql":
+                path = Path(tmp) / f"{name}.csv"
+                raw = engine.raw_connection()
+                try:
+                    with raw.cursor() as cur, open(path, "wb") as f:
+                        with cur.copy(f"COPY (SELECT {', '.join(cols)} FROM {name}) TO STDOUT WITH (FORMAT csv, HEADER)") as cp:
+                            for chunk in cp:
+                                f.write(chunk)
+                finally:
+                    raw.close()
+                con.execute(f"CREATE TABLE {name} AS SELECT {casts} FROM read_csv('{path}', header = true, "
+                            f"all_varchar = true)")
+            else:
+                with engine.connect() as conn:
+                    df = pd.read_sql(text(f"SELECT {', '.join(cols)} FROM {name}"), conn)
+                con.register("df_in", df.astype(object).where(df.notna(), None))
+                con.execute(f"CREATE TABLE {name} AS SELECT {casts} FROM df_in")
+                con.unregister("df_in")
+    return con
+
+
+def floor_figures(con, metric: str, d: dt.date) -> dict:
+    params = {"d": d, "c2": months_before(d, m.INTERVAL_MONTHS), "c4": months_before(d, m.DEPARTMENT_INTERVAL_MONTHS)}
+    sql = FLOOR_SQL[metric]
+    rows = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
+    return {r[0]: tuple(int(x or 0) for x in r[1:]) for r in rows if r[0] is not None and (r[1] or 0) > 0}
+
+
+def frame_figures(df: pd.DataFrame, metric: str) -> dict:
+    fields = m.METRIC_FIELDS[metric]
+    return {r["code"]: tuple(int(r[f]) for f in fields) for _, r in df.iterrows()}
+
+
+def floor_compare(engine, dates: list[tuple[str, dt.date]], runs: int) -> list[dict]:
+    """Per metric (by county, province-wide) and date: the dashboard's path (stored summary, else the overdue
+    spans for cadence, else live), the live SQL (summary=False, the reference) and the DuckDB floor, medians
+    of ``runs``; and the overdue list (problems.overdue, first 1,000 rows as the cadence page asks)."""
+    from data_access import problems as pb
+
+    t0 = time.perf_counter()
+    con = duckdb_ledger(engine)
+    log(f"DuckDB copy of the ledger: {time.perf_counter() - t0:.1f} s")
+    out = []
+    for label, d in dates:
+        for metric in ("coverage", "cap", "cadence"):
+            fn = m.METRICS[metric]
+            times = {"ours": [], "live": [], "floor": []}
+            res = {}
+            for _ in range(runs):
+                for path in ("ours", "live", "floor"):
+                    gc.collect()
+                    t1 = time.perf_counter()
+                    if path == "floor":
+                        res[path] = floor_figures(con, metric, d)
+                    else:
+                        res[path] = frame_figures(fn(engine, d, "county", m.ALL, summary=path == "ours"), metric)
+                    times[path].append(time.perf_counter() - t1)
+            with engine.connect() as conn:
+                how = ("stored" if summary.stored_rows(conn, metric, "county", m.ALL, [d]) is not None
+                       else "spans" if metric == "cadence" and m.spans_stored(conn)
+                       else "stored date + changes" if metric != "cadence" and m.stored_before(conn, metric, d)
+                       else "live")
+            out.append({"what": f"{metric} by county", "label": label, "date": d, "how": how,
+                        **{k: median(v) for k, v in times.items()},
+                        "agree": res["ours"] == res["live"] == res["floor"]})
+            log(f"floor {metric} {d}: ours ({how}) {out[-1]['ours']:.3f} s, live {out[-1]['live']:.3f} s, "
+                f"DuckDB {out[-1]['floor']:.3f} s, agree={out[-1]['agree']}")
+        times = {"ours": [], "live": []}
+        lists = {}
+        for _ in range(runs):
+            for path in ("ours", "live"):
+                gc.collect()
+                t1 = time.perf_counter()
+                if path == "ours":
+                    lists[path] = pb.overdue(engine, d, m.ALL, limit=1000)
+                else:
+                    with engine.connect() as conn:
+                        ap, ref, cutoff = m._pairing_status(conn, d, m.ALL)
+                        q = (select(ap.c.pairing_id, m.days_between(conn, d, ref).label("gap_days"))
+                             .where(ref < cutoff).order_by(m.days_between(conn, d, ref).desc(), ap.c.pairing_id)
+                             .limit(1000))
+                        lists[path] = [tuple(r) for r in conn.execute(q)]
+                times[path].append(time.perf_counter() - t1)
+        mine = [(a, int(b)) for a, b in zip(lists["ours"]["pairing_id"], lists["ours"]["gap_days"])]
+        theirs = [(a, int(b)) for a, b in lists["live"]]
+        with engine.connect() as conn:
+            how = "stored" if summary.status_date(conn, d) else "spans" if m.spans_stored(conn) else "live"
+        out.append({"what": "overdue list (first 1,000)", "label": label, "date": d, "how": how,
+                    "ours": median(times["ours"]), "live": median(times["live"]), "floor": None,
+                    "agree": mine == theirs})
+        log(f"floor overdue list {d}: ours ({how}) {out[-1]['ours']:.3f} s, live {out[-1]['live']:.3f} s, "
+            f"agree={mine == theirs}")
+    con.close()
+    return out
+
+
+def print_floor(rows: list[dict], load_before: str) -> None:
+    print(f"## The dashboard's SQL beside the live SQL and the DuckDB floor (province-wide; load average "
+          f"before {load_before}, after {load_average()})")
+    print()
+    print("| figures | date | path | ours | live SQL | DuckDB floor | ours ÷ floor | live ÷ floor | same figures |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        fl = r["floor"]
+        ratio = lambda x: f"{x / fl:.1f}×" if fl else "—"  # noqa: E731
+        print(f"| {r['what']} | {r['label']} ({r['date'].isoformat()}) | {r['how']} | {fmt_s(r['ours'])} | "
+              f"{fmt_s(r['live'])} | {fmt_s(fl)} | {ratio(r['ours'])} | {ratio(r['live'])} | "
+              f"{'yes' if r['agree'] else '**NO**'} |")
+    print()
+
+
 # ------------------------------------------------------------------------------------------- baseline
 
 
@@ -555,6 +734,11 @@ def main(argv=None) -> int:
                     help="which as-of dates to time the pages for (default both)")
     ap.add_argument("--skip-import", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time coverage, cap and cadence by county and the overdue list on a stored month-end "
+                         "and on a mid-month date: the dashboard's path, the live SQL and the DuckDB floor "
+                         "(needs duckdb: pip install '.[bench]')")
+    ap.add_argument("--floor-only", action="store_true", help="only the database and the --floor comparison")
     args = ap.parse_args(argv)
     quick = args.quick
     N = args.households or (20_000 if quick else 1_000_000)
@@ -576,6 +760,26 @@ def main(argv=None) -> int:
     rss["after database build"] = rss_mb()
     srv = server_info(engine)
     unit, county = biggest_unit_and_county(engine)
+
+    if args.floor or args.floor_only:
+        month_end = months_before(today, 0).replace(day=1) - dt.timedelta(days=1)
+        mid = month_end.replace(day=1) - dt.timedelta(days=16)  # the middle of the month before: never stored
+        load_before = load_average()
+        floor_rows = floor_compare(engine, [("last month-end", month_end), ("mid-month", mid), ("today", today)],
+                                   runs)
+        if args.floor_only:
+            ncpu, mem = machine()
+            print(f"# bangfu benchmark, --floor-only — {settings.now().isoformat(timespec='seconds')}")
+            print()
+            print(f"date {today.isoformat()} · nproc {ncpu} · memory {mem:.1f} GB · load average (1/5/15 min) "
+                  f"{load_at_start} at start, {load_average()} at the end · {srv} · {N:,} households · runs {runs} · "
+                  f"Python {platform.python_version()}")
+            print(f"database: {db.safe_url(url)} — {main_db['note']}")
+            if main_db["refresh_s"] is not None:
+                print(f"summary refresh: {fmt_s(main_db['refresh_s'])}")
+            print()
+            print_floor(floor_rows, load_before)
+            return 0
 
     pages = page_list(unit, county, today, past, args.dates)
     record(url, pages, args.timeout)
@@ -732,6 +936,9 @@ def main(argv=None) -> int:
     print(f"| peak RSS (bench process) | | {rss_mb():,.0f} MB | | | | {peak} | |")
     print(f"| peak RSS (child processes) | | {rss_mb(resource.RUSAGE_CHILDREN):,.0f} MB | | | | | |")
     print()
+
+    if args.floor:
+        print_floor(floor_rows, load_before)
 
     # ------------------------------------------------------------------ what each page's data time is made of
     print("## Slowest data calls per page (median cold / warm of each recorded call)")

@@ -50,3 +50,32 @@ def test_bench_quick_run_prints_the_table(tmp_path):
                           text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "reused database" in proc.stdout
+
+
+def test_bench_floor_prints_duckdb_beside_our_sql(tmp_path):
+    """--floor-only: coverage, cap and cadence by county and the overdue list on last month-end, a mid-month
+    date and today — the dashboard's path, the live SQL and the DuckDB floor, with the load average — and the
+    three give the same figures."""
+    import pytest
+
+    pytest.importorskip("duckdb", reason="the bench extra (pip install '.[bench]') is not installed")
+    db = tmp_path / "floor.sqlite"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--floor-only", "--db", f"sqlite:///{db}",
+           "--households", "1500", "--runs", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert re.search(r"load average \(1/5/15 min\) [\d.]+/[\d.]+/[\d.]+ at start", out)
+    assert "| figures | date | path | ours | live SQL | DuckDB floor | ours ÷ floor | live ÷ floor | same figures |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "(20" in line]
+    assert len(rows) == 3 * 4, out
+    for metric in ("coverage", "cap", "cadence"):
+        for label in ("last month-end", "mid-month", "today"):
+            hit = [r for r in rows if r.startswith(f"| {metric} by county | {label} (")]
+            assert hit and re.search(r"\| [\d.]+× \| [\d.]+× \| yes \|$", hit[0]), hit
+    # the mid-month date is not stored: cadence reads the overdue spans there
+    assert any(r.startswith("| cadence by county | mid-month") and "| spans |" in r for r in rows)
+    # … and coverage and cap the month-end before it plus what changed since
+    for metric in ("coverage", "cap"):
+        assert any(r.startswith(f"| {metric} by county | mid-month") and "| stored date + changes |" in r for r in rows)
+    assert "**NO**" not in out
