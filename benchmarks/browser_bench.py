@@ -52,6 +52,7 @@ PAGES = [("", "总览", "总览"), ("coverage", "结对覆盖", "结对覆盖"),
          ("map", "地图", "地图"), ("meeting", "会议大屏", None)]
 SWITCH = ["coverage", "cadence", "cap", "ratings", "units", "map", ""]  # from the overview, back to it at the end
 TIMEOUT_MS = 180_000
+FIRST_ELEMENT = '[data-testid="stMain"] [data-testid="stElementContainer"]'
 # the navigation's link to a path (the sidebar's links, as tests/test_failover.py finds them), clicked; the
 # click's moment (performance.now()) is kept in window.__bfClick
 CLICK_JS = """(path) => {
@@ -92,6 +93,8 @@ def fresh_tab(browser, url: str, errors: list[str]) -> float:
     ctx, pg = new_tab(browser)
     try:
         pg.goto(url, wait_until="commit")
+        # the app's shell says "notRunning" before its WebSocket is even open: wait for the script's first element
+        pg.wait_for_selector(FIRST_ELEMENT, state="attached", timeout=TIMEOUT_MS)
         t = rendered(pg, 0.0)  # performance.now() counts from the navigation's start
         errors.extend(f"{url}: {p}" for p in problems(pg))
         return t
