@@ -50,8 +50,17 @@ def test_issue_then_ledger_rectifies(browser, tmp_path):
             wait(page)
             picker = page.get_by_test_id("stMultiSelect").filter(has_text="选择结对")
             for subject in ("PG1", "PG2"):
-                picker.locator("input").click()
-                page.get_by_role("option", name=subject, exact=True).click()
+                option = page.get_by_role("option", name=subject, exact=True)
+                # Streamlit 1.67's multiselect sometimes ignores the first click after the radio above reran
+                # the page (the field takes the focus, its menu stays shut); a second click opens it
+                for _ in range(3):
+                    picker.locator("input").click()
+                    try:
+                        option.wait_for(timeout=5_000)
+                        break
+                    except Exception:  # noqa: BLE001 - the menu did not open: click again
+                        continue
+                option.click()
                 wait(page)
             page.keyboard.press("Escape")
             page.get_by_role("button", name=re.compile(r"下发督办单（2 条）")).click()
