@@ -351,20 +351,7 @@ def read_csv_file(path: Path, table: str) -> Sheet:
     except DecodeError as exc:
         raise ImportFailed([f"{label}:{line}: -: {reason}" for line, reason in exc.lines]) from None
     del data
-    delimiter = _delimiter(text)
-    # the first pass only checks the syntax and finds the header; the rows are read again, one at a
-    # time, when they are parsed (CsvRows), so that a 12 M-row file is never held as lists of cells
-    header: list[Any] | None = None
-    header_line = 1
-    try:
-        for line, cells in _csv_records(text, delimiter):
-            if header is None and not _is_blank(cells):
-                header, header_line = cells, line
-    except _CsvSyntax as exc:
-        raise ImportFailed([f"{label}:{exc.line}: -: {exc.reason}"]) from None
-    if header is None:
-        raise ImportFailed([f"{label}:1: -: 文件是空的（没有表头行）"])
-    return Sheet(table, label, header, CsvRows(text, delimiter, header_line), header_line, check_width=True)
+    return read_csv_file_text(label, table, text, _delimiter(text))
 
 
 class _CsvSyntax(Exception):
@@ -1293,7 +1280,9 @@ def _quote_free(label, table, text, delimiter, header, header_line, offset) -> R
 
 
 def read_csv_file_text(label: str, table: str, text: str, delimiter: str) -> Sheet:
-    """read_csv_file's syntax check and header search on a decoded text."""
+    """read_csv_file's syntax check and header search on a decoded text. The first pass only checks the syntax
+    and finds the header; the rows are read again, one at a time, when they are parsed (CsvRows), so that a
+    12 M-row file is never held as lists of cells."""
     header: list[Any] | None = None
     header_line = 1
     try:
