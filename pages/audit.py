@@ -12,6 +12,7 @@ from data_access import audit, export, users
 from data_access import settings
 from ui import auth, data
 from ui.boot import require_app
+from ui.filters import screen_guard
 from ui.widgets import fail
 
 require_app()  # inside app.py's navigation (see ui/boot.py)
@@ -21,6 +22,7 @@ LIMIT = 10000
 
 user = auth.current_user()
 st.title("审计日志")
+screen_guard()  # Enter applies a typed date range; while the page reruns the old rows and download are greyed
 if auth.is_demo_viewer(user):
     st.info("演示模式（免登录）下没有登录用户，不记录也不显示审计日志。创建用户并登录后，省级用户可在此查看。",
             icon=":material/info:")

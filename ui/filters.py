@@ -10,6 +10,7 @@ and its on_change callback writes the URL. Clicks on charts and table rows call 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -26,6 +27,8 @@ PARAMS = ("as_of", "year", "region", "unit", "helper")
 RESTORED = ("as_of", "year", "region", "unit")  # carried over when the user switches pages
 MIN_DATE = dt.date(2014, 1, 1)
 MIN_YEAR = 2014
+DATE_HELP = ("所有指标按该日的状态计算，可回看任一历史日期。输入年、月、日后按回车即应用（点页面别处也会应用），"
+             "也可点日历图标选择。")
 
 STATE = "_bf_state"  # the validated state of the last run (callbacks start from it)
 SAVED = "_bf_saved"  # the URL parameters to restore after a switch of page
@@ -341,6 +344,124 @@ def _on_unit():
     update(unit=st.session_state.get("f_unit") or None, helper=None)
 
 
+# ------------------------------------------------------------------------------------------- the screen guard
+# Three things Streamlit 1.67 does not do by itself (measured in Chromium, tests/test_date_control_browser.py):
+#
+# * Its date field (react-aria segments: year, month, day) applies a typed date only when the field loses focus;
+#   Enter does nothing, also inside an st.form (Enter does not submit a form from a date field). Here Enter in a
+#   date field takes the focus out of it, which applies the date as a click elsewhere would. The calendar picker
+#   and pasting a whole date (2025-06-30) work as before.
+# * While a rerun computes, the previous run's elements stay on screen ("stale"), fading to 33 % only after
+#   0.5 s and over 1 s more, and they stay clickable: old figures stood under the new date, and a download
+#   button of the previous run gave the previous date's file (its data and name are those of the run that drew
+#   it: ui/widgets.problem_list, ui/report.report_button). Here stale elements of the page fade to 10 % within
+#   0.12 s (the figure tiles blurred as well: unreadable) and take no clicks until the run that replaces them has
+#   drawn them.
+# * Typing a date and then clicking a download button directly (what the issue's user did): the click's
+#   mousedown takes the focus out of the field, which applies the date, and the click itself landed on the old
+#   button before the new run had even started (nothing was stale yet): the file had the old date. Here, from the
+#   moment a changed date leaves its field (Enter, a click elsewhere, Tab) until the run it starts has finished,
+#   the page is greyed and takes no clicks (class bf-pending on <html>; dropped after 3 s if no run starts).
+#
+# A typed date outside min_value..max_value is not applied by the field (it keeps the text, marked red); its own
+# message is English and sits in a tooltip, so RANGE_CSS writes a Chinese sentence under the filter bar's field.
+# A day the month does not have (2025-02-30) is applied as the month's last day (the caption shows which).
+
+GUARD_CSS = """
+[data-testid="stMain"] [data-stale="true"], [data-testid="stPopoverBody"] [data-stale="true"] {
+  opacity: .1 !important; pointer-events: none !important; transition: opacity .12s ease-in !important; }
+html.bf-pending [data-test-script-state="notRunning"] [data-testid="stMain"] [data-testid="stElementContainer"],
+html.bf-pending [data-testid="stMain"] [data-stale="true"],
+html.bf-pending [data-testid="stPopoverBody"] [data-stale="true"] {
+  opacity: .1 !important; transition: none !important; }
+html.bf-pending [data-testid="stMain"], html.bf-pending [data-testid="stPopoverBody"] {
+  pointer-events: none !important; }
+html.bf-pending [data-test-script-state="notRunning"] [data-testid="stMain"]
+  [data-testid="stElementContainer"]:has([data-testid="stMetric"]),
+[data-testid="stMain"] [data-stale="true"]:has([data-testid="stMetric"]) { filter: blur(4px); }
+html.bf-pending [data-testid="stApp"] { cursor: progress; }
+[data-testid="stElementContainer"]:has(.bf-guard) { display: none !important; }
+"""
+
+RANGE_CSS = """
+[data-testid="stSidebar"] [data-testid="stDateInput"]:has([data-testid="stDateInputField"][data-has-error])::after {
+  content: %s; display: block; margin-top: .25rem; color: #C62828; font-size: .875rem; line-height: 1.4; }
+"""
+
+GUARD_JS = """
+(function () {
+  if (window.__bfGuard) return;
+  window.__bfGuard = true;
+  var FIELD = '[data-testid="stDateInputField"]', root = document.documentElement;
+  var before = new WeakMap(), timer = null, sawRun = false;
+  function field(el) { return el && el.closest ? el.closest(FIELD) : null; }
+  function value(f) {  // the field's date, or null while a segment is empty
+    var segs = f.querySelectorAll('[role="spinbutton"]'), out = [];
+    for (var i = 0; i < segs.length; i++) {
+      if (segs[i].hasAttribute('data-placeholder')) return null;
+      out.push(segs[i].getAttribute('aria-valuenow'));
+    }
+    return out.join('-');
+  }
+  function pending() {
+    root.classList.add('bf-pending');
+    sawRun = false;
+    clearTimeout(timer);
+    timer = setTimeout(function () { if (!sawRun) root.classList.remove('bf-pending'); }, 3000);
+  }
+  document.addEventListener('focusin', function (e) {
+    var f = field(e.target);
+    if (f && !before.has(f)) before.set(f, value(f));
+  }, true);
+  document.addEventListener('focusout', function (e) {
+    var f = field(e.target), to = e.relatedTarget;
+    // from one segment to the next, or into the field's own calendar: still in the field
+    if (!f || (to && (f.contains(to) || (to.closest && to.closest('[data-testid="stDateInputCalendar"]'))))) return;
+    var was = before.get(f), now = value(f);
+    before.delete(f);
+    if (now !== null && was !== undefined && now !== was && !f.hasAttribute('data-has-error')) pending();
+  }, true);
+  document.addEventListener('keydown', function (e) {
+    var f = field(e.target);
+    if (e.key !== 'Enter' || e.isComposing || !f) return;
+    e.preventDefault();
+    e.stopPropagation();
+    // the field applies its date when the focus leaves it for the page (with its calendar open, only then:
+    // a plain blur() leaves the focus nowhere and the field keeps waiting); a date out of range is not applied,
+    // it stays in the field with its message, no longer hidden by the calendar
+    var body = document.body, had = body.hasAttribute('tabindex');
+    if (!had) body.setAttribute('tabindex', '-1');
+    body.focus({preventScroll: true});
+    if (!had) body.removeAttribute('tabindex');
+    if (field(document.activeElement)) e.target.blur();
+  }, true);
+  new MutationObserver(function () {
+    var app = document.querySelector('[data-testid="stApp"]');
+    var state = app && app.getAttribute('data-test-script-state');
+    if (state === 'running') sawRun = true;
+    else if (state === 'notRunning' && sawRun) {
+      sawRun = false;
+      clearTimeout(timer);
+      root.classList.remove('bf-pending');
+    }
+  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
+})();
+"""
+
+
+def screen_guard(first: dt.date | None = None, last: dt.date | None = None) -> None:
+    """Enter applies a typed date; stale figures greyed and not clickable while a rerun computes (see above).
+    With ``first`` and ``last`` (the filter bar's date range): a Chinese sentence under a typed date outside it.
+    Drawn by filter_bar; a page with a date field or downloads but no filter bar calls it itself."""
+    css = GUARD_CSS.strip()
+    if first and last:
+        message = f"日期超出范围：请输入 {first.isoformat()} 至 {last.isoformat()}（今天）之间的日期。"
+        css += "\n" + (RANGE_CSS % json.dumps(message, ensure_ascii=False)).strip()
+    # no blank line anywhere: it would end an HTML block (tests/test_hostile_text.py checks every st.html)
+    st.html(f'<span class="bf-guard"></span><style>{css}</style><script>{GUARD_JS.strip()}</script>',
+            unsafe_allow_javascript=True)
+
+
 # ------------------------------------------------------------------------------------------- the bar
 
 
@@ -361,10 +482,11 @@ def filter_bar(page: str | None = None) -> Filters:
     f = read_state(url)
     t = today()
     with st.sidebar:
+        screen_guard(MIN_DATE, t)
         st.markdown("#### 筛选条件")
         st.session_state["f_as_of"] = f.as_of
         st.date_input("数据截至日期", key="f_as_of", min_value=MIN_DATE, max_value=t, on_change=_on_as_of,
-                      format="YYYY-MM-DD", help="所有指标按该日的状态计算，可回看任一历史日期。")
+                      format="YYYY-MM-DD", help=DATE_HELP)
         years = sorted(set(data.rating_years(url)) | {f.as_of.year - 1, f.year}, reverse=True)
         years = [y for y in years if MIN_YEAR <= y <= f.as_of.year]
         _select("考核年度", years, f.year, "f_year", {y: f"{y}年度" for y in years}, _on_year)

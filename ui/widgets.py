@@ -16,7 +16,7 @@ from data_access.views import TITLES
 
 from . import auth
 from .filters import Filters
-from .format import safe_stem
+from .format import date_zh, md_text, safe_stem
 
 log = logging.getLogger("bangfu.ui")
 
@@ -216,15 +216,18 @@ def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: lis
     def rows() -> pd.DataFrame:
         return full(unmasked)[cols] if cut else out
 
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(rows(), TITLES), file_name=f"{stem}.csv",
-                       mime="text/csv", on_click=auth.record_export, args=(file_stem, n, not unmasked, f.scope, "csv"),
-                       key=_key(f"csv-{file_stem}", f) + f"|{unmasked}", icon=":material/download:")
     heading = export.Heading(title if title.endswith("清单") else f"{title}清单",
                              f.region_name + (f" · {f.unit_name}" if f.unit else ""), f.as_of,
                              note=None if unmasked else "个人信息已脱敏")
+    # the files are built when clicked, from this run's scope and date (those on screen); while a new date
+    # computes, this run's buttons are greyed and take no clicks (ui/filters.screen_guard)
+    what = f"{md_text(heading.title)}：{md_text(heading.scope)}，数据截至{date_zh(f.as_of)}（与本页数字一致）"
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(rows(), TITLES), file_name=f"{stem}.csv",
+                       mime="text/csv", on_click=auth.record_export, args=(file_stem, n, not unmasked, f.scope, "csv"),
+                       key=_key(f"csv-{file_stem}", f) + f"|{unmasked}", icon=":material/download:", help=what)
     c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(rows(), TITLES, sheet=title[:31], heading=heading),
                        file_name=f"{stem}.xlsx", on_click=auth.record_export,
                        args=(file_stem, n, not unmasked, f.scope, "xlsx"),
-                       key=_key(f"xlsx-{file_stem}", f) + f"|{unmasked}", icon=":material/download:",
+                       key=_key(f"xlsx-{file_stem}", f) + f"|{unmasked}", icon=":material/download:", help=what,
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
