@@ -145,27 +145,6 @@ def test_meeting_screen_fits_without_scrolling(screen, shots, scope):
     if w >= 1000:  # a projector: everything on one screen
         assert sizes["mainH"] <= sizes["mainCH"] + 1, f"meeting ({scope}) scrolls at {w}×{h}: {sizes}"
         assert sizes["docH"] <= sizes["winH"] + 1
-        if scope == "province":
-            _colour_bar_beside_the_map(pg, w, h)
-
-
-# the map's own area (maplibre's canvas) and the colour bar beside it
-BAR_JS = """() => {
-  const gd = Array.from(document.querySelectorAll('.js-plotly-plot')).find(g => g._fullLayout && g._fullLayout.map);
-  const c = gd._fullLayout.map._subplot.map.getCanvas().getBoundingClientRect();
-  const bar = gd.querySelector('.colorbar').getBoundingClientRect();
-  return {mapRight: c.right, barLeft: bar.left, barRight: bar.right};
-}"""
-
-
-def _colour_bar_beside_the_map(pg, w: int, h: int) -> None:
-    """The colour bar stands right of the map's area, not over it (at 1366×768 it hid the east of Hebei)."""
-    pg.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(g => g._fullLayout"
-                         " && g._fullLayout.map && g._fullLayout.map._subplot && g.querySelector('.colorbar'))",
-                         timeout=TIMEOUT)
-    settle(pg)
-    m = pg.evaluate(BAR_JS)
-    assert m["barLeft"] >= m["mapRight"] - 1 and m["barRight"] <= w, f"meeting map at {w}×{h}: {m}"
 
 
 def test_long_tables_are_shown_whole_not_in_a_ten_row_box(browser, server, shots):

@@ -277,9 +277,6 @@ def is_phone() -> bool:
         return False
 
 
-MAP_RIGHT = 0.8  # the map's share of the figure's width when its colour bar stands beside it
-
-
 def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, width: int = 800,
                dark: bool = False, title: str | None = None, compact: bool = False) -> go.Figure:
     """The coloured polygons: trace 0 holds every drawn polygon (those without a figure are not
@@ -307,7 +304,7 @@ def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, wid
                       tickformat=metric.tickformat, tickfont=dict(color=fg), thickness=16 if not dark else 22,
                       outlinewidth=0,
                       **(dict(orientation="h", len=0.9, x=0.5, xanchor="center", y=0, yanchor="top", nticks=4) if compact
-                         else dict(len=0.7, x=MAP_RIGHT + 0.02, xanchor="left"))),
+                         else dict(len=0.7, x=1.0, xanchor="left"))),
     ))
     missing = on[values.isna()]
     if len(missing):
@@ -317,14 +314,10 @@ def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, wid
             colorscale=[[0, grey], [1, grey]], showscale=False, marker=dict(line=dict(color=line, width=0.8)),
             customdata=[c for c, miss in zip(custom, values.isna()) if miss], hovertemplate=HOVER, name="没有数据",
         ))
-    # beside the map (not a phone) the colour bar has its own strip right of the map's domain: over the map it
-    # hid the east of Hebei (Qinhuangdao) on the meeting screen at 1366×768
-    right = 1.0 if compact else MAP_RIGHT
-    center, zoom = fit(list(on["code"]), level, int(width * right), height - (120 if compact else 0))
+    center, zoom = fit(list(on["code"]), level, width, height - (120 if compact else 0))  # less title and bar
     theme.style(fig, title or "", dark=dark, height=height, legend=False)
     fig.update_layout(
-        map=dict(style=DARK_STYLE if dark else "white-bg", center=center, zoom=zoom,
-                 domain=dict(x=[0, right], y=[0, 1])),
+        map=dict(style=DARK_STYLE if dark else "white-bg", center=center, zoom=zoom),
         margin=dict(l=0, r=0, t=50 if title else 0, b=70 if compact else 0),
         clickmode="event+select",
     )
@@ -386,9 +379,6 @@ def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640, stretch: 
         rows = "、".join(f"{html_text(n)} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
         note = f"未在地图上显示：{rows}。{note}"
     if stretch:  # the note as a line inside the figure: a line below a stretched chart would be cut off
-        # ... under the map, not over its southern tip: the map keeps the figure's upper 93 %
-        center, zoom = fit(v.codes, "county", int(560 * MAP_RIGHT), int(height * 0.93))
-        fig.update_layout(map=dict(domain=dict(x=[0, MAP_RIGHT], y=[0.07, 1]), center=center, zoom=zoom))
         fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=0, xanchor="left", yanchor="bottom",
                            showarrow=False, font=dict(size=14, color=theme.DARK_MUTED))
     # stretch: the chart fills its fixed-height box (the map fitted for ``height``)
