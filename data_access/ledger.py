@@ -340,17 +340,21 @@ def _is_blank(cells: Iterable[Any]) -> bool:
     return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
 
 
-def read_csv_file(path: Path, table: str) -> Sheet:
+def _read_text(path: Path) -> tuple[str, str]:
+    """A CSV file's name and decoded text; unreadable or undecodable → ImportFailed (file:line: -: reason)."""
     label = path.name
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFailed([f"{label}:1: -: 无法读取文件（{exc.strerror or exc.__class__.__name__}）"]) from None
     try:
-        text = decode_bytes(data)
+        return label, decode_bytes(data)
     except DecodeError as exc:
         raise ImportFailed([f"{label}:{line}: -: {reason}" for line, reason in exc.lines]) from None
-    del data
+
+
+def read_csv_file(path: Path, table: str) -> Sheet:
+    label, text = _read_text(path)
     return read_csv_file_text(label, table, text, _delimiter(text))
 
 
@@ -1243,16 +1247,7 @@ class RawCsv:
 def read_csv_raw(path: Path, table: str) -> RawCsv:
     """read_csv_file for the SQL validation: the same read errors, but a quote-free text (every record
     one line, no syntax to check) is not parsed at all — only its header is found."""
-    label = path.name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportFailed([f"{label}:1: -: 无法读取文件（{exc.strerror or exc.__class__.__name__}）"]) from None
-    try:
-        text = decode_bytes(data)
-    except DecodeError as exc:
-        raise ImportFailed([f"{label}:{line}: -: {reason}" for line, reason in exc.lines]) from None
-    del data
+    label, text = _read_text(path)
     if "\x00" in text:
         raise _UsePython(f"{label}: NUL")
     delimiter = _delimiter(text)
