@@ -54,6 +54,7 @@ shown = df.assign(event=df["event"].map(lambda e: audit.EVENT_ZH.get(e, e)),
                   outcome=df["outcome"].map(lambda o: audit.OUTCOME_ZH.get(o, o)))
 st.dataframe(shown.rename(columns=audit.TITLES), hide_index=True, key="audit_table")
 stem = f"audit_{since or 'all'}_{until or 'all'}"
-st.download_button("下载 CSV", data=lambda: export.to_csv_bytes(shown, audit.TITLES), file_name=f"{stem}.csv",
-                   mime="text/csv", on_click=auth.record_export, args=("audit_log", len(shown), True, None, "csv"),
+st.download_button("下载 CSV", data=auth.audited_file(lambda: export.to_csv_bytes(shown, audit.TITLES), "audit_log",
+                                                      len(shown), True, None, "csv"),
+                   file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
                    key="audit_csv", icon=":material/download:")

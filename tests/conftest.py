@@ -86,6 +86,25 @@ def db_url(engine):
     return engine.url.render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def deferred_files(monkeypatch) -> dict:
+    """The files the app's download buttons offer under AppTest: file name and file id (the button's
+    ``proto.deferred_file_id``) -> the button's data callable (what the browser's request for the file runs: it
+    builds the file and writes the export audit row)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    files: dict = {}
+    real = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        file_id = real(self, data_callable, mimetype, coordinates, file_name, **kw)
+        files[file_name] = files[file_id] = data_callable
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    return files
+
+
 def write_ledger(folder: Path, tables: dict[str, list[dict]], encoding: str = "utf-8") -> Path:
     """Write one CSV per table; the header is the union of the rows' keys in first-seen order."""
     folder.mkdir(parents=True, exist_ok=True)

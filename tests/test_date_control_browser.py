@@ -32,7 +32,7 @@ from ui import format as fmt
 
 from .test_browser import (  # noqa: F401 - fixtures
     QUIET_JS, TIMEOUT, VIEWPORT, assert_clean, assert_metrics, demo_db, expected_cap, metrics_shown,
-    playwright_api, query, server, settle, shots, today, wait_ready,
+    query, server, settle, shots, today, wait_ready,
 )
 
 pytestmark = pytest.mark.browser
@@ -155,23 +155,14 @@ def other_date(engine, day: dt.date) -> dt.date:
 
 
 def download(page, button) -> tuple[str, bytes]:
-    """Click a download button and return the file. Streamlit 1.67's own race: the click also reruns the page (for
-    the button's on_click, the export audit), and that rerun drops the file id the click asked for; when the file
-    request reaches the server only after the rerun has finished (seen on a loaded machine), Streamlit shows
-    "Failed to generate file for download" under the button and sends nothing. Then the click is made once more,
-    as a person would; any other failure fails the test."""
-    for attempt in (1, 2):
-        try:
-            with page.expect_download(timeout=TIMEOUT // 2) as info:
-                button.click()
-            d = info.value
-            return d.suggested_filename, open(d.path(), "rb").read()
-        except playwright_api.TimeoutError:
-            failed = page.locator('[data-testid="stDownloadButtonError"]', has_text="Failed to generate file")
-            if attempt == 2 or not failed.count():
-                raise
-            failed.first.wait_for(state="detached", timeout=TIMEOUT)  # the message goes after 5 s
-    raise AssertionError("unreachable")
+    """Click a download button and return the file. The click reruns nothing (its audit row is written while the
+    file is built): Streamlit 1.67's "Failed to generate file for download" — a click's rerun dropping the file id
+    the click asked for — must not come back, so there is no second try."""
+    with page.expect_download(timeout=TIMEOUT // 2) as info:
+        button.click()
+    d = info.value
+    assert not page.locator('[data-testid="stDownloadButtonError"]').count()
+    return d.suggested_filename, open(d.path(), "rb").read()
 
 
 def list_buttons(page, kind: str):

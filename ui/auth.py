@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -517,12 +518,22 @@ def record_denied(asked: Scope) -> None:
     audit.record_denied(data.engine(data.db_url()), user.username, asked, scope=user.scope)
 
 
-def record_export(list_name: str, rows: int, masked: bool, scope: Scope | None = None, fmt: str | None = None) -> None:
-    """A download button's on_click."""
-    user = _audited_user()
-    if user is None:
-        return
-    audit.record_export(data.engine(data.db_url()), user.username, list_name, rows, masked, scope=scope, fmt=fmt)
+def audited_file(build: Callable[[], bytes], list_name: str, rows: int, masked: bool, scope: Scope | None = None,
+                 fmt: str | None = None) -> Callable[[], bytes]:
+    """A download button's data callable (its button takes ``on_click="ignore"``): builds the file when the browser
+    asks for it and records the export for the user who saw the page; the file is handed out only once its audit
+    row is written (an audit failure fails the download). No rerun on the click: Streamlit 1.67 drops a deferred
+    file's id when a click's rerun ends before the file request, and the user got no file."""
+    user = _audited_user()  # read now: the callable runs outside the script (a worker thread)
+    engine = data.engine(data.db_url()) if user is not None else None
+
+    def deliver() -> bytes:
+        content = build()
+        if user is not None:
+            audit.record_export(engine, user.username, list_name, rows, masked, scope=scope, fmt=fmt)
+        return content
+
+    return deliver
 
 
 def unmask_toggle(view: str, key: str, scope: Scope | None = None) -> bool:

@@ -53,8 +53,9 @@ def report_button(f: Filters, view: str = "overview", rules: tuple[str, ...] | N
         for fmt, label in FORMATS:
             st.download_button(
                 f"下载通报（{label}）",
-                data=lambda fmt=fmt: build_file(f.url, f.as_of, scope.region, scope.unit, rules, unmasked, fmt),
+                data=auth.audited_file(
+                    lambda fmt=fmt: build_file(f.url, f.as_of, scope.region, scope.unit, rules, unmasked, fmt),
+                    f"report:{view}", len(rules or reports.RULE_KEYS), not unmasked, scope, fmt),
                 file_name=reports.file_name_for(scope.unit or scope.region, f.as_of, rules, fmt),
-                mime=reports.MIME[fmt], on_click=auth.record_export,
-                args=(f"report:{view}", len(rules or reports.RULE_KEYS), not unmasked, scope, fmt),
+                mime=reports.MIME[fmt], on_click="ignore",
                 key=f"{key}|{fmt}|{unmasked}", icon=":material/download:", width="stretch")

@@ -223,11 +223,13 @@ def problem_list(df: pd.DataFrame | Callable[[bool], pd.DataFrame], columns: lis
     # computes, this run's buttons are greyed and take no clicks (ui/filters.screen_guard)
     what = f"{md_text(heading.title)}：{md_text(heading.scope)}，数据截至{date_zh(f.as_of)}（与本页数字一致）"
     c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("下载 CSV", data=lambda: export.to_csv_bytes(rows(), TITLES), file_name=f"{stem}.csv",
-                       mime="text/csv", on_click=auth.record_export, args=(file_stem, n, not unmasked, f.scope, "csv"),
+    c1.download_button("下载 CSV", data=auth.audited_file(lambda: export.to_csv_bytes(rows(), TITLES), file_stem, n,
+                                                          not unmasked, f.scope, "csv"),
+                       file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
                        key=_key(f"csv-{file_stem}", f) + f"|{unmasked}", icon=":material/download:", help=what)
-    c2.download_button("下载 Excel", data=lambda: export.to_xlsx_bytes(rows(), TITLES, sheet=title[:31], heading=heading),
-                       file_name=f"{stem}.xlsx", on_click=auth.record_export,
-                       args=(file_stem, n, not unmasked, f.scope, "xlsx"),
+    c2.download_button("下载 Excel",
+                       data=auth.audited_file(lambda: export.to_xlsx_bytes(rows(), TITLES, sheet=title[:31], heading=heading),
+                                              file_stem, n, not unmasked, f.scope, "xlsx"),
+                       file_name=f"{stem}.xlsx", on_click="ignore",
                        key=_key(f"xlsx-{file_stem}", f) + f"|{unmasked}", icon=":material/download:", help=what,
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
