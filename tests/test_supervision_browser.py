@@ -49,6 +49,8 @@ def test_issue_then_ledger_rectifies(browser, tmp_path):
             page.get_by_text("选择部分记录").click()
             wait(page)
             picker = page.get_by_test_id("stMultiSelect").filter(has_text="选择结对")
+            shown = picker.inner_text() + (picker.locator("input").get_attribute("placeholder") or "")
+            assert "点击选择" in shown and "Choose" not in shown, shown
             for subject in ("PG1", "PG2"):
                 option = page.get_by_role("option", name=subject, exact=True)
                 # Streamlit 1.67's multiselect sometimes ignores the first click after the radio above reran
@@ -60,6 +62,8 @@ def test_issue_then_ledger_rectifies(browser, tmp_path):
                         break
                     except Exception:  # noqa: BLE001 - the menu did not open: click again
                         continue
+                menu = page.get_by_role("listbox").first.inner_text()  # Streamlit's own words stay out of it
+                assert "Select all" not in menu and "options" not in menu, menu
                 option.click()
                 wait(page)
             page.keyboard.press("Escape")

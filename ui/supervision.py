@@ -128,7 +128,10 @@ def issue_panel(kind: str, f: Filters) -> None:
         whole = st.radio("督办范围", ["该单位的全部问题", "选择部分记录"], horizontal=True, key=f"{key}-mode")
         chosen = subjects
         if whole == "选择部分记录":
-            chosen = st.multiselect(f"选择{sv.SUBJECT_ZH[kind]}（共 {len(subjects)} 条）", subjects, key=f"{key}-pick")
+            # no English words from Streamlit's own widget: a Chinese placeholder, and no "Select all" (the radio's
+            # 该单位的全部问题 is that choice)
+            chosen = st.multiselect(f"选择{sv.SUBJECT_ZH[kind]}（共 {len(subjects)} 条）", subjects, key=f"{key}-pick",
+                                    placeholder="点击选择，可输入查找", select_all=False)
         st.date_input("整改期限", value=f.as_of + dt.timedelta(days=sv.DEFAULT_DAYS), min_value=f.as_of,
                                  key=f"{key}-deadline")
         st.text_area("督办说明（可选）", max_chars=sv.MAX_NOTE, key=f"{key}-note")
