@@ -40,9 +40,9 @@ c1, c2, c3 = st.columns([2, 1, 1])
 days = c1.date_input("日期范围", value=(today - dt.timedelta(days=7), today), max_value=today, key="audit_days",
                      format="YYYY-MM-DD")
 names = [u.username for u in users.list_users(engine)]
-who = c2.selectbox("用户", [""] + names, format_func=lambda n: n or "全部用户", key="audit_user")
+who = c2.selectbox("用户", [""] + names, format_func=lambda n: n or "全部用户", key="audit_user", placeholder="请选择")
 event = c3.selectbox("事件", [""] + list(audit.EVENTS), format_func=lambda e: audit.EVENT_ZH.get(e, "全部事件"),
-                     key="audit_event")
+                     key="audit_event", placeholder="请选择")
 since, until = (days[0], days[-1]) if isinstance(days, (tuple, list)) and days else (None, None)
 
 df = audit.query(engine, since=since, until=until, username=who or None, event=event or None, limit=LIMIT)

@@ -65,7 +65,7 @@ labels = {o: f"{o} · {u} · {k}（{n} 条，逾期 {x} 条）" for o, u, k, n, 
 pending = [o for o, a, b in zip(view["order_id"], view["open"], view["overdue"]) if a + b > 0]
 default = ids.index(pending[0]) + 1 if user is not None and user.role == "unit" and pending else 0
 order_id = st.selectbox("查看督办单的事项和整改说明", [None, *ids], index=default, key="sv-pick",
-                        format_func=lambda o: "（选择督办单）" if o is None else labels[o])
+                        format_func=lambda o: "（选择督办单）" if o is None else labels[o], placeholder="请选择")
 
 if order_id:
     det = ui_sv.detail(url, order_id, d, scope)

@@ -6,7 +6,9 @@ projector and a 390×844 phone, on the demo database of tests/test_browser.py.
   and its way back (返回看板) is on screen;
 * on a phone the page opens on its content (the sidebar closed);
 * no tile's label, figure or change is cut ("超上限责…") at 1366 px and on a phone;
-* on a phone the map page's metric selector is on screen whole and the map shows all of Hebei.
+* on a phone the map page's metric selector is on screen whole and the map shows all of Hebei;
+* no English word of Streamlit's own on a user's screen (visible text and the placeholders of empty fields; the
+  file formats CSV, Excel, PDF and Word are the buttons' names).
 
 Screenshots go to screenshots/screen_<page>_<width>x<height>.png for a person to look at.
 Run: ``.venv/bin/pytest -m browser -s tests/test_screens_browser.py``.
@@ -79,6 +81,29 @@ MAP_JS = """() => {
 }"""
 
 
+# visible English words: text on screen (not the visually hidden skip link or screen-reader labels) and the
+# placeholders of visible empty fields
+ENGLISH_JS = """() => {
+  const ok = new Set(['CSV', 'Excel', 'PDF', 'Word']);
+  const seen = (e) => { const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
+    return r.width > 2 && r.height > 2 && r.right > 0 && r.bottom > 0 && s.visibility !== 'hidden' && s.opacity !== '0'
+      && !e.closest('[aria-hidden="true"],noscript,script,style'); };
+  const words = (t) => (t.match(/[A-Za-z]{3,}/g) || []).filter(w => !ok.has(w));
+  const out = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  let n;
+  while ((n = walk.nextNode())) {
+    const e = n.parentElement;
+    if (!e || /Material/.test(getComputedStyle(e).fontFamily)) continue;  // an icon's ligature name, drawn as the icon
+    if (words(n.textContent).length && seen(e)) out.push(n.textContent.trim().slice(0, 60));
+  }
+  for (const e of document.querySelectorAll('input[placeholder], textarea[placeholder]')) {
+    if (!e.value && words(e.placeholder).length && seen(e)) out.push('placeholder: ' + e.placeholder);
+  }
+  return out;
+}"""
+
+
 def _open(pg, path: str) -> dict:
     pg.goto(pg.base + "/" + path)
     wait_ready(pg)
@@ -101,6 +126,8 @@ def test_no_page_overflows_sideways(screen, shots, path):
     assert_clean(pg)
     pg.screenshot(path=str(shots / f"screen_{path or 'overview'}_{w}x{h}.png"))
     _no_sideways(sizes, f"/{path} at {w}×{h}")
+    english = pg.evaluate(ENGLISH_JS)
+    assert not english, f"/{path} at {w}×{h}: English on screen: {english}"
     if w < 500:  # a phone opens on the content: nothing of the sidebar over the middle of the screen
         covered = pg.evaluate("""() => { const e = document.elementFromPoint(innerWidth / 2, innerHeight / 2);
                                          return !!(e && e.closest('[data-testid="stSidebar"]')); }""")

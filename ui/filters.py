@@ -469,7 +469,8 @@ def _select(label: str, options: list, current, key: str, names: dict, on_change
     if current not in options:
         options = options + [current]
     st.session_state[key] = current
-    return st.selectbox(label, options, key=key, format_func=lambda c: names.get(c, c), on_change=on_change, **kw)
+    return st.selectbox(label, options, key=key, format_func=lambda c: names.get(c, c), on_change=on_change,
+                        placeholder="请选择", **kw)
 
 
 def filter_bar(page: str | None = None) -> Filters:

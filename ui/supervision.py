@@ -118,7 +118,8 @@ def issue_panel(kind: str, f: Filters) -> None:
         if not choices:
             st.caption("当前清单中没有可督办的派出单位。")
             return
-        unit = st.selectbox("派出单位（括号内为问题数）", list(choices), format_func=lambda u: choices[u], key=f"{key}-unit")
+        unit = st.selectbox("派出单位（括号内为问题数）", list(choices), format_func=lambda u: choices[u], key=f"{key}-unit",
+                            placeholder="请选择")
         preview = sv.problem_rows_for(primary(), kind, f.as_of, Scope(region=f.region or user.scope.region, unit=unit))
         first = sv.FIRST_FIELD[kind]
         subjects = list(preview[first].astype(str)) if len(preview) else []
