@@ -172,6 +172,66 @@ def test_meeting_screen_fits_without_scrolling(screen, shots, scope):
     if w >= 1000:  # a projector: everything on one screen
         assert sizes["mainH"] <= sizes["mainCH"] + 1, f"meeting ({scope}) scrolls at {w}×{h}: {sizes}"
         assert sizes["docH"] <= sizes["winH"] + 1
+    if scope != "county":  # a county scope draws a ranking, no map
+        _nothing_over_the_map(pg, scope, w, h)
+
+
+# the points of the county outlines drawn (lon, lat) that lie under the colour bar or under the boundary note,
+# or outside the map's canvas (cut off)
+OVER_MAP_JS = """(outlines) => {
+  const gd = Array.from(document.querySelectorAll('.js-plotly-plot')).find(g => g._fullLayout && g._fullLayout.map);
+  const map = gd._fullLayout.map._subplot.map;
+  const drawn = new Set(gd.data.flatMap(t => t.locations || []));
+  const points = Object.entries(outlines).filter(([code]) => drawn.has(code)).flatMap(([, pts]) => pts);
+  const c = map.getCanvas().getBoundingClientRect();
+  const boxes = {bar: gd.querySelector('.colorbar').getBoundingClientRect()};
+  const note = Array.from(gd.querySelectorAll('.annotation')).find(a => a.textContent.includes('仅作示意'));
+  if (note) boxes.note = note.getBoundingClientRect();
+  const under = {bar: [], note: [], cut: []};
+  for (const [lon, lat] of points) {
+    const p = map.project([lon, lat]);
+    const x = c.left + p.x, y = c.top + p.y;
+    if (x < c.left || x > c.right || y < c.top || y > c.bottom) under.cut.push([lon, lat]);
+    for (const [k, b] of Object.entries(boxes))
+      if (x >= b.left && x <= b.right && y >= b.top && y <= b.bottom) under[k].push([lon, lat]);
+  }
+  const r = (b) => b && [Math.round(b.left), Math.round(b.top), Math.round(b.right), Math.round(b.bottom)];
+  return {bar: under.bar.length, note: under.note.length, cut: under.cut.length, drawn: drawn.size,
+          first: [...under.bar, ...under.note, ...under.cut].slice(0, 3),
+          barBox: r(boxes.bar), noteBox: r(boxes.note), canvas: r(c)};
+}"""
+
+
+def _outlines() -> dict[str, list[list[float]]]:
+    """Every third vertex of each county polygon, by county code: enough to find an overlap, light to project."""
+    from ui import maps
+
+    out = {}
+    for feature in maps.geojson("county")["features"]:
+        points = []
+
+        def walk(coords):
+            if coords and isinstance(coords[0], (int, float)):
+                points.append([coords[0], coords[1]])
+            else:
+                for c in coords:
+                    walk(c)
+
+        walk(feature["geometry"]["coordinates"])
+        out[str(feature["id"])] = points[::3]
+    return out
+
+
+def _nothing_over_the_map(pg, scope: str, w: int, h: int) -> None:
+    """The meeting map shows every county it draws whole, and its colour bar and boundary note lie beside them,
+    over none (the map's zoom was fitted on the server for a box of a guessed size: at 1366×768 the bar hid
+    the east of Hebei, the note its southern tip, and a city's map was cut at both sides)."""
+    pg.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(g => g._fullLayout"
+                         " && g._fullLayout.map && g._fullLayout.map._subplot && g.querySelector('.colorbar'))",
+                         timeout=TIMEOUT)
+    settle(pg)
+    m = pg.evaluate(OVER_MAP_JS, _outlines())
+    assert m["drawn"] > 1 and m["bar"] == m["note"] == m["cut"] == 0, f"meeting map ({scope}) at {w}×{h}: {m}"
 
 
 def test_long_tables_are_shown_whole_not_in_a_ten_row_box(browser, server, shots):

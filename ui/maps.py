@@ -301,9 +301,11 @@ def choropleth(on: pd.DataFrame, level: str, metric: Metric, *, height: int, wid
                                                        opacity=0.92),
         customdata=custom, hovertemplate=HOVER, name=metric.label,
         colorbar=dict(title=dict(text=metric.label if compact else metric.bar_title, side="top", font=dict(color=fg)),
-                      tickformat=metric.tickformat, tickfont=dict(color=fg), thickness=16 if not dark else 22,
+                      # under a phone's map: whole per cents (60%, 80%, 100%), five labels of "100.0%" do not fit
+                      tickformat=(".0%" if metric.percent else ".0f") if compact else metric.tickformat,
+                      tickfont=dict(color=fg), thickness=16 if not dark else 22,
                       outlinewidth=0,
-                      **(dict(orientation="h", len=0.9, x=0.5, xanchor="center", y=0, yanchor="top", nticks=4) if compact
+                      **(dict(orientation="h", len=0.8, x=0.5, xanchor="center", y=0, yanchor="top", nticks=4) if compact
                          else dict(len=0.7, x=1.0, xanchor="left"))),
     ))
     missing = on[values.isna()]
@@ -358,6 +360,59 @@ def open_page(code: str, page: str, drop: tuple[str, ...] = ()) -> None:
 # ------------------------------------------------------------------------------------------- meeting
 
 
+# The meeting map fills a box whose size the server does not know (a share of the screen's width, the screen's
+# height less the tiles), and its colour bar and boundary note take part of it: a zoom fitted on the server cut
+# the map's edges at 1366×768 and put the bar over the east of Hebei and the note over its southern tip. So the
+# browser fits it: the box of the counties drawn (layout.meta.bfFit: west, south, east, north) into the map's
+# canvas less the bar and the note, as ``fit`` does, whenever the drawn view is not that one (after every draw,
+# and when the screen changes size). No blank line in it (an HTML block would end there).
+FIT_JS = """
+(function () {
+  if (window.__bfFitMaps) return;
+  window.__bfFitMaps = true;
+  var merc = function (lat) { return Math.log(Math.tan(Math.PI / 4 + lat * Math.PI / 360)); };
+  function fit(gd) {
+    var meta = gd.layout && gd.layout.meta;
+    var full = gd._fullLayout;
+    var sub = full && full.map && full.map._subplot;
+    if (!meta || !meta.bfFit || !sub || !sub.map) return;
+    var map = sub.map, c = map.getCanvas().getBoundingClientRect();
+    if (c.width < 50 || c.height < 50) return;
+    var right = c.right, bottom = c.bottom;
+    var bar = gd.querySelector('.colorbar');
+    if (bar) {
+      var b = bar.getBoundingClientRect();
+      if (b.width && b.left < right && b.right > c.left && b.top < bottom && b.bottom > c.top) {
+        if (b.width > b.height) bottom = Math.min(bottom, b.top - 6);  // a phone's bar lies under the map
+        else right = Math.min(right, b.left - 8);
+      }
+    }
+    var note = Array.prototype.find.call(gd.querySelectorAll('.annotation'), function (a) { return a.textContent.indexOf('仅作示意') >= 0; });
+    if (note) {
+      var n = note.getBoundingClientRect();
+      if (n.height && n.top < bottom && n.bottom > c.top) bottom = Math.min(bottom, n.top - 6);
+    }
+    var w = right - c.left, h = bottom - c.top;
+    if (w < 50 || h < 50) return;
+    var x0 = meta.bfFit[0], y0 = meta.bfFit[1], x1 = meta.bfFit[2], y1 = meta.bfFit[3];
+    var dx = Math.max((x1 - x0) / 360, 1e-6), dy = Math.max((merc(y1) - merc(y0)) / (2 * Math.PI), 1e-6);
+    var zoom = Math.min(Math.log2(w * 0.94 / (512 * dx)), Math.log2(h * 0.94 / (512 * dy)), 10);
+    var world = 512 * Math.pow(2, zoom);
+    var ox = w / 2 - c.width / 2, oy = h / 2 - c.height / 2;  // the free box's centre from the canvas's centre
+    var lon = (x0 + x1) / 2 - ox * 360 / world;
+    var y = (merc(y0) + merc(y1)) / 2 + oy * 2 * Math.PI / world;
+    var lat = (2 * Math.atan(Math.exp(y)) - Math.PI / 2) * 180 / Math.PI;
+    var now = map.getCenter();
+    var off = Math.abs(now.lng - lon) * world / 360 + Math.abs(merc(now.lat) - y) * world / (2 * Math.PI);
+    if (Math.abs(map.getZoom() - zoom) > 0.02 || off > 2) map.jumpTo({center: [lon, lat], zoom: zoom});
+  }
+  setInterval(function () {
+    document.querySelectorAll('.js-plotly-plot').forEach(function (gd) { try { fit(gd); } catch (e) {} });
+  }, 300);
+})();
+"""
+
+
 def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640, stretch: bool = False) -> None:
     """The meeting screen's map: 走访合规率 of every county in scope (the ranking's figure), dark, not
     clickable. Drawn for a province or city scope only (below, a county is a single polygon)."""
@@ -369,11 +424,18 @@ def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640, stretch: 
     metric = METRICS["cadence"]
     on, off = frame(v, figure_frame("cadence", data.meeting_ranking(f.url, as_of, "county", scope)))
     title = "各县（市、区）走访合规率"
+    script = f"<script>{FIT_JS.strip()}</script>"  # the browser fits the map to its box (above)
     if stretch:  # the title as page text (it wraps on a phone), the map below it
-        st.markdown(f'<div class="bf-ctitle">{title}</div>', unsafe_allow_html=True)
+        st.html(f'<div class="bf-ctitle">{title}</div>{script}', unsafe_allow_javascript=True)
+    else:
+        st.html(script, unsafe_allow_javascript=True)
     fig = choropleth(on, "county", metric, height=height, width=560 if stretch else 700, dark=True,
-                     title=None if stretch else title)
+                     title=None if stretch else title, compact=is_phone())
     fig.update_layout(transition=dict(duration=0))
+    b = bounds("county")
+    boxes = [b[c] for c in on["code"] if c in b] or list(b.values())
+    fig.update_layout(meta=dict(bfFit=[min(x[0] for x in boxes), min(x[1] for x in boxes),
+                                       max(x[2] for x in boxes), max(x[3] for x in boxes)]))
     note = html_text(SOURCE)
     if len(off):
         rows = "、".join(f"{html_text(n)} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
