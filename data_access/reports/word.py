@@ -1,6 +1,10 @@
 """A briefing as a Word document (python-docx): the layout's blocks on A4 portrait, GB/T 9704 margins
 (top 37 mm, bottom 35 mm, left 28 mm, right 26 mm), 22 pt title, 16 pt body with a two-character indent, page
-numbers "— 1 —" in the footer. Fonts are named, not embedded (Word substitutes a CJK font where Noto is absent)."""
+numbers "— 1 —" in the footer. Fonts are named, not embedded (a Noto CJK font file is 19–27 MB a
+weight); word/fontTable.xml gives each Noto font the alternate name of the CJK font every Chinese Windows has
+(w:altName 宋体 for the serif, 黑体 for the sans: ECMA-376 has it tried before metric-based substitution) and its
+GB2312 charset, panose and code-page signature, so an office PC without Noto shows 宋体/黑体 and no font is
+missing, while here (fonts-noto-cjk installed) the Noto fonts themselves are used."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK, WD_LINE_SPACING
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, RGBColor
+from lxml import etree
 
 from .content import Briefing
 from .fonts import SANS, SERIF
@@ -21,6 +26,15 @@ from .layout import Block, blocks
 BODY_PT, TITLE_PT, TABLE_PT, NOTE_PT = 16, 22, 10.5, 9
 LINE_PT = 28.6  # 22 lines on the 225 mm type area
 TYPE_WIDTH_MM = 156
+# word/fontTable.xml entries of the two fonts the document names: the alternate name (a font of every Chinese
+# Windows and WPS install), charset 86 (GB2312), family, pitch, and panose and signature as Noto's OS/2 tables
+# give them (fontTools on Debian's fonts-noto-cjk 20220127: its code pages include GB2312, bit 18 of csb0)
+FONT_TABLE = {
+    SERIF: {"altName": "宋体", "panose1": "02020400000000000000", "family": "roman"},
+    SANS: {"altName": "黑体", "panose1": "020B0500000000000000", "family": "swiss"},
+}
+FONT_SIG = {"usb0": "30000083", "usb1": "2BDF3C10", "usb2": "00000016", "usb3": "00000000", "csb0": "602E0107",
+            "csb1": "00000000"}
 
 
 def _font(run, family: str, size: float, bold: bool = False, color: RGBColor | None = None) -> None:
@@ -108,6 +122,26 @@ def _page_number(section) -> None:
     _font(p.add_run(" —"), SERIF, 14)
 
 
+def _font_table(doc) -> None:
+    """Declare the document's two fonts in word/fontTable.xml with their fallbacks (see the module docstring)."""
+    part = next(p for p in doc.part.package.iter_parts() if str(p.partname) == "/word/fontTable.xml")
+    root = etree.fromstring(part.blob)
+    for name, spec in FONT_TABLE.items():
+        for old in root.findall(qn("w:font")):
+            if old.get(qn("w:name")) == name:
+                root.remove(old)
+        font = etree.SubElement(root, qn("w:font"))
+        font.set(qn("w:name"), name)
+        # the schema's order: altName, panose1, charset, family, pitch, sig
+        for tag, value in (("altName", spec["altName"]), ("panose1", spec["panose1"]), ("charset", "86"),
+                           ("family", spec["family"]), ("pitch", "variable")):
+            etree.SubElement(font, qn(f"w:{tag}")).set(qn("w:val"), value)
+        sig = etree.SubElement(font, qn("w:sig"))
+        for key, value in FONT_SIG.items():
+            sig.set(qn(f"w:{key}"), value)
+    part._blob = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
 def to_docx(briefing: Briefing) -> bytes:
     doc = Document()
     sec = doc.sections[0]
@@ -122,6 +156,7 @@ def to_docx(briefing: Briefing) -> bytes:
     doc.core_properties.language = "zh-CN"
     doc.core_properties.author = "帮扶责任人监测看板"
     _page_number(sec)
+    _font_table(doc)
 
     page_break = False
     for b in blocks(briefing):
