@@ -135,4 +135,6 @@ PAGE_CSS = """
 [data-testid="stMetricDelta"] { height: auto !important; }
 /* segmented controls (the map's 指标, 分组) wrap onto a second row instead of scrolling out of a phone's screen */
 [data-testid="stButtonGroup"] [role="radiogroup"] { flex-wrap: wrap; overflow: visible; row-gap: 0.25rem; }
+/* the page starts under the header's row (3.75rem), not 6rem down: on a 768 px projector the first figures show */
+[data-testid="stMainBlockContainer"] { padding-top: 4rem; }
 """
