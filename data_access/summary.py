@@ -36,7 +36,7 @@ from sqlalchemy.types import NullType
 
 from . import metrics as m
 from . import settings
-from .dates import last_month_ends, month_end
+from .dates import last_month_ends, month_end, previous_month_end
 from .schema import (LEVEL_RANK, helper_status, metric_summary, overdue_spans, pairing_status, rating_missing, ratings,
                      summary_snapshots, uncovered_status)
 
@@ -233,6 +233,12 @@ def default_dates(today: dt.date) -> list[dt.date]:
     """Today and the 23 month-ends before it: the tiles, month-on-month deltas and 12-month trend of
     today and of any as-of date in the last year read stored figures for every month-end."""
     return last_month_ends(today, 24)
+
+
+def status_days_of(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The dates besides today whose per-pairing / per-helper status the refresh stores: the last month-end
+    (every monthly meeting's date) and the last year-end (the ratings page's check date)."""
+    return previous_month_end(today), dt.date(today.year - 1, 12, 31)
 
 
 def default_years(conn: Connection, today: dt.date) -> list[int]:
@@ -501,8 +507,9 @@ def _store_photos(conn: Connection, dates: list[dt.date], stamp: str) -> None:
     conn.execute(text("DROP TABLE tmp_photo_months"))
 
 
-def clear(conn: Connection, keep: Iterable[dt.date] = ()) -> None:
-    """Drop stored summaries and statuses (all, or all but those of the dates in keep)."""
+def clear(conn: Connection, keep: Iterable[dt.date] = (), keep_status: Iterable[dt.date] | None = None) -> None:
+    """Drop stored summaries and statuses (all, or all but those of the dates in keep; with ``keep_status``, the
+    per-pairing / per-helper status and gap distribution only of those of its dates that are in keep)."""
     keep = list(keep)
     if not keep:
         for t in (summary_snapshots, metric_summary, pairing_status, helper_status, uncovered_status, rating_missing,
@@ -513,8 +520,13 @@ def clear(conn: Connection, keep: Iterable[dt.date] = ()) -> None:
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.as_of.not_in(keep),
                                                   summary_snapshots.c.kind.not_in(("ratings", "spans"))))
     conn.execute(metric_summary.delete().where(metric_summary.c.as_of.not_in(keep), metric_summary.c.kind != "ratings"))
+    status = [d for d in keep if keep_status is None or d in set(keep_status)]
     for t in (pairing_status, helper_status, uncovered_status):
-        conn.execute(t.delete().where(t.c.as_of.not_in(keep)))
+        conn.execute(t.delete().where(t.c.as_of.not_in(status)))
+    if len(status) < len(keep):  # a status is a million rows a day at province scale: not one per stored month-end
+        conn.execute(summary_snapshots.delete().where(summary_snapshots.c.as_of.not_in(status),
+                                                      summary_snapshots.c.kind.in_(("status", "gaps"))))
+        conn.execute(metric_summary.delete().where(metric_summary.c.as_of.not_in(status), metric_summary.c.kind == "gaps"))
 
 
 def _store_spans(conn: Connection, today: dt.date, stamp: str) -> int:
@@ -570,23 +582,27 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     if only_missing:
         have = stored_dates(conn, "cadence", dates)
         keep = [d for d in dates if d in have and d < today and d == month_end(d.year, d.month)
-                and all(available(conn, k, d) for k in (*DAY_KINDS, "photos"))]
+                and all(available(conn, k, d) for k in (*DAY_KINDS, "photos"))
+                and (d not in status_days_of(today) or status_date(conn, d))]  # and their status (below)
     log.info("ledger statistics: %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    clear(conn, keep)
+    # the statuses kept: the last month-end's and the last year-end's (the refresh below stores them where missing)
+    clear(conn, keep, keep_status=status_days_of(today))
     log.info("cleared (kept %d dates): %.1f s", len(keep), time.perf_counter() - t0)
     todo = [d for d in dates if d not in keep]
     if todo:
         t0 = time.perf_counter()
         _store_coverage_replacements(conn, todo, stamp)
         log.info("coverage and replacements on %d dates: %.1f s", len(todo), time.perf_counter() - t0)
-        # the per-pairing / per-helper status: for today, and for the last year-end (the ratings page
-        # checks the year's excellent helpers against it)
-        year_end = dt.date(max(todo).year - 1, 12, 31)
+        # the per-pairing / per-helper status (problem lists, gap distribution, loads): for today, the last
+        # month-end (the date of every monthly meeting: its lists and histogram stored, not computed live) and
+        # the last year-end (the ratings page checks the year's excellent helpers against it)
+        last_month, year_end = status_days_of(max(todo))
         # No DDL on the tables the pages read (DROP/CREATE INDEX, TRUNCATE, ALTER): it would take an
         # ACCESS EXCLUSIVE lock that every reader waits on until this transaction commits. Rows are
         # deleted and inserted under MVCC (SQLite: WAL), so readers keep the previous snapshot until commit.
-        _store_days(conn, todo, [max(todo)] + ([year_end] if year_end in todo else []), stamp)
+        status_days = [max(todo)] + [d for d in dict.fromkeys((last_month, year_end)) if d in todo]
+        _store_days(conn, todo, status_days, stamp)
         t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
         log.info("photo months: %.1f s", time.perf_counter() - t0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from data_access import settings
 from data_access import metrics as m
@@ -180,3 +180,54 @@ def test_stored_status_lists_and_distributions_equal_live(engine):
     assert gone_hh not in set(pb.uncovered(engine, d, detail=True)["household_id"])
     assert gone_helper not in set(views.missing_ratings(engine, d.year - 1)["helper_id"])
     assert flagged not in set(views.excellent_with_problems(engine, d.year - 1, d)["helper_id"])
+
+
+def test_last_month_end_has_its_status_stored_and_equal_to_live(engine):
+    """The refresh stores the per-pairing / per-helper status of the last month-end (the monthly meeting's date):
+    its overdue and cap lists, gap histogram and uncovered list read stored rows equal to the live SQL; the daily
+    refresh keeps it (and stores it when it is missing) and keeps no status of the older month-ends."""
+    from data_access import problems as pb
+    from data_access import summary
+    from data_access.demo import generate
+
+    today, month_end_ = dt.date(2026, 7, 14), dt.date(2026, 6, 30)
+    generate(engine, households=1200, seed=7, as_of=today)
+    scopes = _scopes(engine)[:3]
+    live = {sc: (pb.overdue(engine, month_end_, sc, detail=True), pb.cap_violators(engine, month_end_, sc, detail=True),
+                 pb.gap_histogram(engine, month_end_, sc), pb.uncovered(engine, month_end_, sc, detail=True))
+            for sc in scopes}
+    summary.refresh_engine(engine, today=today)
+    with engine.connect() as conn:
+        assert summary.status_date(conn, month_end_) and summary.available(conn, "gaps", month_end_)
+        assert not summary.status_date(conn, dt.date(2026, 5, 31))
+    for sc, (overdue, cap, gaps, uncovered) in live.items():
+        assert pb.overdue(engine, month_end_, sc, detail=True).equals(overdue), sc
+        assert pb.cap_violators(engine, month_end_, sc, detail=True).equals(cap), sc
+        assert pb.gap_histogram(engine, month_end_, sc).equals(gaps), sc
+        assert pb.uncovered(engine, month_end_, sc, detail=True).equals(uncovered), sc
+    assert len(live[Scope()][0]) and len(live[Scope()][1])
+    # the lists really read the stored rows: one stored overdue pairing taken away is gone from the list
+    gone = live[Scope()][0]["pairing_id"].iloc[0]
+    with engine.begin() as conn:
+        conn.execute(schema.pairing_status.delete().where(schema.pairing_status.c.as_of == month_end_,
+                                                          schema.pairing_status.c.pairing_id == gone))
+    assert gone not in set(pb.overdue(engine, month_end_, detail=True)["pairing_id"])
+    # next month, the daily refresh: July's end gets its status, June's is dropped (a status per stored month-end
+    # would be a million rows each at province scale), and June's lists are computed live again, still right
+    with engine.begin() as conn:
+        summary.refresh(conn, today=dt.date(2026, 7, 31))
+    with engine.begin() as conn:
+        summary.refresh(conn, today=dt.date(2026, 8, 3), only_missing=True)
+    with engine.connect() as conn:
+        assert summary.status_date(conn, dt.date(2026, 7, 31)) and summary.status_date(conn, dt.date(2026, 8, 3))
+        assert not summary.status_date(conn, month_end_)
+        left = conn.execute(select(schema.pairing_status.c.as_of).distinct()).scalars().all()
+    assert sorted(left) == [dt.date(2025, 12, 31), dt.date(2026, 7, 31), dt.date(2026, 8, 3)]
+    assert pb.overdue(engine, month_end_, Scope(), detail=True).equals(live[Scope()][0])
+    # a daily refresh that finds the last month-end without its status stores it
+    with engine.begin() as conn:
+        summary.clear(conn, keep=[dt.date(2026, 7, 31), dt.date(2025, 12, 31)], keep_status=[dt.date(2025, 12, 31)])
+    with engine.begin() as conn:
+        summary.refresh(conn, today=dt.date(2026, 8, 4), only_missing=True)
+    with engine.connect() as conn:
+        assert summary.status_date(conn, dt.date(2026, 7, 31))
