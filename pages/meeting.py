@@ -208,6 +208,8 @@ def screen():
     # fixed-height boxes (the CSS above sets their height from the screen's); the charts stretch to fill them
     left = cl.container(key="bf-left", height=CHART_HEIGHT, border=False)
     right = cr.container(key="bf-right", height=CHART_HEIGHT, border=False)
+    phone = maps.is_phone()  # a phone's box is 390 px wide: the projector's type sizes would crowd its bars
+    font, tick = (13, 12) if phone else (20, 17)
     rank = data.meeting_ranking(url, d, child, scope)
     rank = rank[rank["active_pairings"] > 0]
     if len(rank):
@@ -219,10 +221,10 @@ def screen():
         left.markdown(f'<div class="bf-ctitle">{title}</div>', unsafe_allow_html=True)
         fig = charts.ranking_bar(
             rank.head(RANK_ROWS), "compliance", "", "走访合规率", band="compliance", order="asc",
-            dark=True, height=CHART_HEIGHT, font_size=20,
+            dark=True, height=CHART_HEIGHT, font_size=font,
             hover=["在帮结对：{active_pairings:,} 个", "逾期结对：{overdue:,} 个"])
-        fig.update_layout(transition=dict(duration=0), margin=dict(t=10))
-        fig.update_yaxes(tickmode="linear", dtick=1, tickfont=dict(size=17))  # every row named, none skipped
+        fig.update_layout(transition=dict(duration=0), margin=dict(t=10), **({"font_size": font} if phone else {}))
+        fig.update_yaxes(tickmode="linear", dtick=1, tickfont=dict(size=tick))  # every row named, none skipped
         fixed_rows(fig, len(rank.head(RANK_ROWS)))
         left.plotly_chart(fig, key="meeting-rank", config=PLOTLY_CONFIG, theme=None, height="stretch")
     else:
@@ -239,10 +241,10 @@ def screen():
                             unsafe_allow_html=True)
                 fig = charts.ranking_bar(
                     units.head(RANK_ROWS), "overdue", "",
-                    "逾期结对", kind="count", order="desc", dark=True, height=CHART_HEIGHT, font_size=20,
+                    "逾期结对", kind="count", order="desc", dark=True, height=CHART_HEIGHT, font_size=font,
                     hover=["在帮结对：{active_pairings:,} 个"])
-                fig.update_layout(transition=dict(duration=0), margin=dict(t=10))
-                fig.update_yaxes(tickmode="linear", dtick=1, tickfont=dict(size=17))
+                fig.update_layout(transition=dict(duration=0), margin=dict(t=10), **({"font_size": font} if phone else {}))
+                fig.update_yaxes(tickmode="linear", dtick=1, tickfont=dict(size=tick))
                 fixed_rows(fig, len(units.head(RANK_ROWS)))
                 st.plotly_chart(fig, key="meeting-units", config=PLOTLY_CONFIG, theme=None, height="stretch")
             else:
