@@ -180,8 +180,17 @@ def test_roles_for_issue_and_response(orders_db):
 def test_rectify_commands(orders_db, capsys, tmp_path):
     e = orders_db
     url = e.url.render_as_string(hide_password=False)
+    # --region: U3's overdue pairings are all in 长安区; in 路南区 it has none (a plain sentence, exit 1)
     assert main(["rectify", "issue", "overdue", "--unit", "U3", "--deadline", T.isoformat(), "--as-of", I.isoformat(),
-                 "--note", "限期整改", "--db", url]) == 0
+                 "--region", "130202", "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert "派出单位 U3 在 2026-06-30 没有" in err and "无需督办" in err and "Traceback" not in err
+    assert main(["rectify", "issue", "overdue", "--unit", "U3", "--deadline", T.isoformat(), "--as-of", I.isoformat(),
+                 "--region", "999999", "--db", url]) == 1
+    assert "区划 999999 不存在" in capsys.readouterr().err
+    assert sv.orders(e, I).empty  # nothing was written by the refused calls
+    assert main(["rectify", "issue", "overdue", "--unit", "U3", "--deadline", T.isoformat(), "--as-of", I.isoformat(),
+                 "--note", "限期整改", "--region", "130102", "--db", url]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["items"] == 3
     assert main(["rectify", "issue", "overdue", "--unit", "U3", "--deadline", "2026-06-01", "--as-of", I.isoformat(),
@@ -190,8 +199,10 @@ def test_rectify_commands(orders_db, capsys, tmp_path):
     assert "早于" in err and "Traceback" not in err
     assert main(["rectify", "issue", "cap", "--unit", "U4", "--deadline", T.isoformat(), "--as-of", I.isoformat(),
                  "--db", url]) == 1
-    assert main(["rectify", "issue", "cap", "--unit", "ZZ", "--deadline", T.isoformat(), "--db", url]) == 1
-    capsys.readouterr()
+    assert "没有" in capsys.readouterr().err
+    assert main(["rectify", "issue", "cap", "--unit", "ZZ", "--deadline", T.isoformat(), "--as-of", I.isoformat(),
+                 "--db", url]) == 1
+    assert "派出单位 ZZ 不存在" in capsys.readouterr().err
     assert main(["rectify", "list", "--as-of", "2026-08-01", "--format", "json", "--db", url]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["subject"] for r in rows] == ["P1", "P2", "P3"]
@@ -202,6 +213,18 @@ def test_rectify_commands(orders_db, capsys, tmp_path):
     assert main(["rectify", "list", "--as-of", "2026-08-01", "--format", "csv", "--output",
                  str(tmp_path / "r.csv"), "--db", url]) == 0
     assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").startswith("order_id,kind,subject")
+    # --unit: the unit's items only
+    assert main(["rectify", "list", "--as-of", "2026-08-01", "--unit", "U3", "--db", url]) == 0
+    assert [r["subject"] for r in json.loads(capsys.readouterr().out)] == ["P1", "P2", "P3"]
+    assert main(["rectify", "list", "--as-of", "2026-08-01", "--unit", "U4", "--db", url]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    # xlsx: the same rows in a workbook
+    from openpyxl import load_workbook
+    assert main(["rectify", "list", "--as-of", "2026-08-01", "--format", "xlsx", "--output",
+                 str(tmp_path / "r.xlsx"), "--db", url]) == 0
+    values = [[c for c in row if c is not None] for row in load_workbook(tmp_path / "r.xlsx").active.iter_rows(values_only=True)]
+    header = next(i for i, row in enumerate(values) if row[:3] == ["order_id", "kind", "subject"])
+    assert [row[2] for row in values[header + 1:] if row] == ["P1", "P2", "P3"]
 
 
 def test_county_user_orders_a_province_unit_for_the_county_rows_only(engine, tmp_path):
