@@ -182,6 +182,8 @@ def orders(bind, as_of: dt.date, scope: Scope = ALL, unit: str | None = None) ->
     df = pd.DataFrame([tuple(x) for x in rows],
                       columns=["order_id", "kind", "unit_id", "unit_name", "region_code", "place", "issued_on",
                                "deadline", "note", "issued_by", "response"])
+    for c in ("note", "response"):  # text or None: pandas' string dtype makes a missing one NaN, which is truthy
+        df[c] = pd.Series([x if isinstance(x, str) else None for x in df[c]], index=df.index, dtype=object)
     counts = items.pivot_table(index="order_id", columns="status", values="subject", aggfunc="count", fill_value=0)
     for s in STATUS:
         df[s] = df["order_id"].map(counts[s] if s in counts else {}).fillna(0).astype("int64")

@@ -6,14 +6,19 @@ text or title carries a tag made of one. Selectboxes and tables, which show plai
 typed. Exports keep it verbatim (formula cells neutralised).
 
 Every page runs under AppTest on SQLite and PostgreSQL (the ``engine`` fixture), drill-downs to the
-township and to a unit's and a helper's page included, the map and the meeting screen too. The real
+township and to a unit's and a helper's page included, the map and the meeting screen too; the 督办整改 page
+(an order's note and the unit's response as typed text), the audit page (names typed into the login form) and
+its CSV, and the 通报 files of `bangfu report` (docx, pdf, xlsx). The real
 browser checks the same ledger in tests/test_browser.py (test_hostile_names_render_as_text)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -23,14 +28,17 @@ from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import given, settings as hsettings, strategies as hs
 from streamlit.testing.v1 import AppTest
 
+from data_access import settings as data_settings
+from data_access import supervision as sv
 from data_access import users
 from data_access.export import to_csv_bytes, to_xlsx_bytes
 from data_access.ledger import import_ledger
+from data_access.metrics import Scope
 from ui import format as fmt
 
 from .conftest import write_ledger
-from .hostile_ledger import (CITY, CITY_NAME, COUNTY, COUNTY_NAME, DEPARTMENT, HEAD_NAME, HELPER_NAME, HOSTILE, POSITION,
-                             TOWNSHIP, TOWNSHIP_NAME, UNIT_LINK, UNIT_TAGS, VILLAGE_NAME, ledger)
+from .hostile_ledger import (CITY, CITY_NAME, COUNTY, COUNTY_NAME, DEPARTMENT, HEAD_NAME, HELPER_NAME, HOSTILE, NOTE,
+                             POSITION, TOWNSHIP, TOWNSHIP_NAME, UNIT_LINK, UNIT_TAGS, VILLAGE_NAME, ledger)
 from .pages_ledger import AS_OF
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,8 +99,10 @@ def goto(at: AppTest, page: str, **params) -> AppTest:
 
 # ------------------------------------------------------------------------------------------- scanning
 
-# element fields that hold plain text (the widget shows the string as it is): a selectbox's options
-PLAIN_FIELDS = {"selectbox": {"options", "default", "raw_value", "raw_values", "value"}}
+# element fields that hold plain text (the widget shows the string as it is): a selectbox's options, st.text
+# (督办说明 and 整改说明), a text area's content (the unit's response form)
+PLAIN_FIELDS = {"selectbox": {"options", "default", "raw_value", "raw_values", "value"}, "text": {"body"},
+                "text_area": {"default", "value"}}
 OWN_CHECK = {"plotly_chart", "arrow_data_frame", "arrow_table", "json"}  # plotly: checked below; tables: text
 
 
@@ -244,6 +254,212 @@ def test_hostile_url_parameters_and_notices_as_text(hostile_url):
     # a message set by a callback (a drill into a summary row quotes the row's name)
     at.session_state["_bf_notice"] = f"「{UNIT_LINK}」这一行汇总的是上级派出单位"
     check(goto(at, "overview"), shown=[f"「{UNIT_LINK}」"])
+
+
+# ------------------------------------------------------------------------------------------- 督办整改 and audit
+
+ISSUED = AS_OF - dt.timedelta(days=29)  # 2026-06-01: the order is overdue on the pages' date (deadline 06-15)
+ORDER_NOTE = f"{NOTE}\n{UNIT_TAGS}"  # the issuer's note (督办说明): typed text
+RESPONSE = f"{UNIT_LINK}\n{UNIT_TAGS}\n\n# 已整改\n- [列表](http://evil.example/r)"  # the unit's 整改说明
+
+
+def texts(at: AppTest) -> list[str]:
+    """The strings of st.text elements (shown as typed: no Markdown, no HTML)."""
+    return [t.proto.body for t in at.get("text")]
+
+
+def frames(at: AppTest) -> list[pd.DataFrame]:
+    """The tables (st.dataframe) of the page, in page order (plain text: the values as typed)."""
+    return [e.value for e in at.dataframe]
+
+
+def test_supervision_page_shows_hostile_names_notes_and_responses_as_text(hostile_url, engine):
+    """The 督办整改 page: an order to the unit with the hostile name, whose note and the unit's response are
+    hostile text, shown to the unit (which writes the response through the page's form) and to the province
+    (orders, the order's items, the ranking chart of overdue units, the tables by unit and county)."""
+    prov = users.get_user(engine, "prov")
+    order = sv.issue(engine, "overdue", "U3", ISSUED + dt.timedelta(days=14), as_of=ISSUED, note=ORDER_NOTE, user=prov)
+    assert order["items"] >= 1
+    oid = order["order_id"]
+    # and one to the unit named with tags (plotly reads tags): its household is still uncovered on the pages' date
+    other = sv.issue(engine, "uncovered", "U4", ISSUED + dt.timedelta(days=14), as_of=ISSUED, note=NOTE, user=prov)
+    assert other["items"] >= 1
+
+    # the unit's user opens the order (its first open one) and writes the response in the page's form
+    at = goto(login("unit_u3", as_of=D), "supervision")
+    assert at.selectbox(key="sv-pick").value == oid
+    check(at, shown=[UNIT_LINK])  # the order's caption: 派出单位：<the unit's name>
+    assert f"督办说明：{ORDER_NOTE}" in texts(at)
+    at.text_area(key=f"sv-response-{oid}").input(RESPONSE)
+    ok(at.button[[b.label for b in at.button].index("提交整改说明")].click().run())
+    assert any("整改说明已提交" in s.value for s in at.success), [e.value for e in at.error]
+    check(at, shown=[UNIT_LINK])
+    assert RESPONSE in texts(at) and f"督办说明：{ORDER_NOTE}" in texts(at)
+    assert list(sv.orders(engine, AS_OF, Scope(unit="U3"))["response"]) == [RESPONSE]  # stored as typed
+
+    # the province: the order in the tables (plain text, as typed), its items, note and response, the chart
+    at = goto(login(as_of=D), "supervision")
+    check(at, charted=[UNIT_LINK, UNIT_TAGS])  # 逾期未整改事项最多的派出单位
+    orders, units, counties, accountable = frames(at)  # 督办单, 各派出单位, 各县（市、区）, 责任追究
+    assert "督办单号" in orders and sorted(orders["派出单位"]) == sorted([UNIT_LINK, UNIT_TAGS])
+    assert "单位编号" in units and sorted(units["派出单位"]) == sorted([UNIT_LINK, UNIT_TAGS])
+    assert "单位编号" not in counties and COUNTY_NAME in list(counties["所在地区"])
+    assert sorted(accountable["派出单位"]) == sorted([UNIT_LINK, UNIT_TAGS])
+    ok(at.selectbox(key="sv-pick").set_value(oid).run())
+    check(at, shown=[UNIT_LINK], charted=[UNIT_LINK, UNIT_TAGS])
+    assert texts(at) == [f"督办说明：{ORDER_NOTE}", RESPONSE]
+    ok(at.selectbox(key="sv-pick").set_value(other["order_id"]).run())
+    check(at, shown=[UNIT_TAGS], charted=[UNIT_TAGS])
+    # an order without a response says so (it showed "nan" while another order in the scope had a response)
+    assert texts(at) == [f"督办说明：{NOTE}"] and any("尚未填写整改说明" in c.value for c in at.caption)
+    assert sv.orders(engine, AS_OF).set_index("order_id").loc[other["order_id"], "response"] is None
+
+
+FORMULA = '=HYPERLINK("http://evil.example/x","点我")'  # typed where a username goes: a formula in a CSV
+
+
+def test_audit_page_and_its_csv_show_typed_hostile_names_as_text(hostile_url, deferred_files):
+    """Usernames of accounts are validated, but the login form takes any text, and a failed sign-in is audited
+    with the name as typed (user and object columns): the audit page shows it as text and its CSV keeps it
+    verbatim, with a formula-looking name neutralised."""
+    typed = [UNIT_LINK, UNIT_TAGS, CITY_NAME, NOTE, FORMULA]
+    at = ok(AppTest.from_file(APP, default_timeout=60).run())
+    for name in typed:
+        at.text_input(key="login_user").input(name)
+        at.text_input(key="login_password").input("wrong-password-1")
+        ok(at.button[0].click().run())
+        assert at.text_input(key="login_user")  # still the login form
+    at = goto(login(as_of=D), "audit")
+    check(at)
+    (shown,) = frames(at)
+    failed = shown[shown["事件"] == "登录失败"]
+    assert set(typed) <= set(failed["用户"]) and set(typed) <= set(failed["对象"]), failed
+    (button,) = [b for b in at.download_button if b.label == "下载 CSV"]
+    (name,) = [n for n in deferred_files if str(n).startswith("audit_") and str(n).endswith(".csv")]
+    import csv
+
+    rows = list(csv.DictReader(io.StringIO(deferred_files[name]().decode("utf-8-sig"), newline="")))
+    users_in_csv = {r["用户"] for r in rows if r["事件"] == "登录失败"}
+    assert set(typed[:-1]) <= users_in_csv and "'" + FORMULA in users_in_csv and FORMULA not in users_in_csv
+    assert not [r for r in rows for v in r.values() if v and v[0] in "=+-@"]  # no cell starts like a formula
+
+
+# ------------------------------------------------------------------------------------------- the 通报 files
+
+# in the briefing of the city: the city's, the county's and the units' names, a helper's department; a unit whose
+# name is a formula (the city's education bureau, U2)
+BRIEFED = [CITY_NAME, COUNTY_NAME, UNIT_LINK, DEPARTMENT, FORMULA]
+HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table", "colgroup", "col",
+             "thead", "tbody", "tr", "th", "td", "figure", "img", "figcaption"}
+
+
+def _pdf_objects(data: bytes) -> bytes:
+    """A PDF's bytes with every Flate stream inflated (annotations may sit in compressed object streams)."""
+    import zlib
+
+    out = [data]
+    for mo in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            out.append(zlib.decompress(mo.group(1)))
+        except zlib.error:
+            pass
+    return b"\n".join(out)
+
+
+def _squeeze(s: str) -> str:
+    return re.sub(r"\s+", "", s)
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext") and not data_settings.ci(),
+                    reason="poppler-utils is not installed (apt-get install -y poppler-utils)")
+def test_briefing_files_show_hostile_names_as_text(engine, db_url, tmp_path, capsys):
+    """`bangfu report` for a city holding the hostile units and regions, in docx, pdf and xlsx: every hostile
+    name is in the file as typed; no link, image or HTML element is made of one (docx: no hyperlink, field or
+    external relationship; pdf: its HTML has only the briefing's own elements, no link annotation; xlsx: no
+    formula, no hyperlink, a formula-looking name neutralised with a leading apostrophe)."""
+    from docx import Document
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from openpyxl import load_workbook
+
+    from data_access import reports
+    from data_access.cli import main
+
+    t = ledger()
+    for u in t["units"]:
+        if u["unit_id"] == "U2":
+            u["name"] = FORMULA
+    import_ledger(engine, write_ledger(tmp_path / "ledger", t))
+    sv.issue(engine, "overdue", "U3", AS_OF + dt.timedelta(days=14), as_of=AS_OF, note=NOTE)  # the 督办 section
+    files = {}
+    for kind in ("docx", "pdf", "xlsx"):
+        files[kind] = tmp_path / f"briefing.{kind}"
+        code = main(["report", "--as-of", "2026-07-31", "--region", CITY, "--format", kind, "--output",
+                     str(files[kind]), "--db", db_url])
+        assert code == 0, capsys.readouterr().err
+
+    # Word: the names in paragraphs and cells as typed; no hyperlink, field or external relationship anywhere
+    doc = Document(str(files["docx"]))
+    cells = [c.text for tb in doc.tables for row in tb.rows for c in row.cells]
+    words = "\n".join([p.text for p in doc.paragraphs] + cells)
+    for name in BRIEFED:
+        assert name in words, name
+    assert UNIT_LINK in cells and COUNTY_NAME in cells and FORMULA in cells  # a table cell holds the name alone
+    rels = [r for part in doc.part.package.iter_parts() for r in part.rels.values()]
+    assert not [r for r in rels if r.reltype == RT.HYPERLINK or r.is_external], [r.reltype for r in rels]
+    assert [r for r in rels if r.reltype == RT.IMAGE]  # the charts: the scan saw the images
+    for part in doc.part.package.iter_parts():
+        if part.partname.endswith(".xml"):
+            xml = part.blob.decode("utf-8", "replace")
+            assert "<w:hyperlink" not in xml, part.partname
+            fields = re.findall(r"<w:instrText[^>]*>([^<]*)</w:instrText>", xml) + re.findall(r'w:instr="([^"]*)"', xml)
+            assert all(f.split() == ["PAGE"] for f in fields), (part.partname, fields)  # the page numbers only
+
+    # PDF: the HTML it is made from has only the briefing's own elements (images: the embedded charts)
+    briefing = reports.build(engine, dt.date(2026, 7, 31), CITY)
+    from html.parser import HTMLParser
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.srcs, self.text = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.srcs += [v for k, v in attrs if k in ("src", "href")]
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    html_doc = reports.pdf.to_html(briefing)
+    parsed = Tags()
+    parsed.feed(html_doc)
+    assert set(parsed.tags) <= HTML_TAGS, set(parsed.tags) - HTML_TAGS
+    assert parsed.srcs and all(s.startswith("data:image/png;base64,") for s in parsed.srcs), parsed.srcs
+    page_text = "".join(parsed.text)
+    for name in BRIEFED:
+        assert name in page_text, name
+    raw = files["pdf"].read_bytes()
+    inflated = _pdf_objects(raw)
+    assert b"/URI" not in inflated and b"/Link" not in inflated  # no link annotation
+    pdf_text = _squeeze(subprocess.run(["pdftotext", str(files["pdf"]), "-"], capture_output=True, check=True,
+                                       text=True).stdout)
+    for name in BRIEFED:
+        assert _squeeze(name) in pdf_text, name
+
+    # Excel: text cells only, the names as typed, the formula-looking one neutralised
+    book = load_workbook(files["xlsx"])
+    values = []
+    for ws in book:
+        assert not ws._hyperlinks, ws.title
+        for row in ws.iter_rows():
+            for c in row:
+                assert c.data_type != "f" and c.hyperlink is None, (ws.title, c.coordinate, c.value)
+                if isinstance(c.value, str):
+                    values.append(c.value)
+    for name in BRIEFED[:-1]:
+        assert name in values, name
+    assert "'" + FORMULA in values and FORMULA not in values
+    assert not [v for v in values if v[:1] in ("=", "+", "-", "@")], [v for v in values if v[:1] in "=+-@"]
 
 
 # ------------------------------------------------------------------------------------------- the escaping
