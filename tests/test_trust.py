@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 import threading
+import time
+from zoneinfo import ZoneInfo
 
 import pytest
 import streamlit as st
@@ -155,6 +158,58 @@ def test_stale_summaries_are_not_read_and_are_recomputed_on_upgrade(engine, tmp_
     assert m.cadence(engine, today, "county").equals(live)
 
 
+OLD_STAMP = "2000-01-01T00:00:00+08:00"
+
+
+def test_stale_summaries_are_recomputed_when_the_server_starts(engine, tmp_path):
+    """The start path of item 4: the server's maintenance thread (ui/startup.start_maintenance runs _maintain,
+    which calls summary.ensure_current) finds summaries stamped with an older rules version and recomputes
+    every stored date — not only today — so that pages (stored) and the live figures agree again."""
+    from ui import startup
+
+    import_ledger(engine, write_ledger(tmp_path / "l", tables()))
+    s, ms = schema.summary_snapshots, schema.metric_summary
+    month_end = dt.date(2026, 6, 30)
+    before = stamps(engine)
+    with engine.connect() as conn:
+        assert summary.needs_refresh(conn, settings.today()) is None
+    assert (("cadence", month_end) in before) and len({d for _, d in before}) > 2
+    live = {d: m.cadence(engine, d, "county", summary=False) for d in (settings.today(), month_end)}
+    # an upgrade changed a rule: the stored figures and their stamps are the older version's
+    with engine.begin() as conn:
+        conn.execute(update(ms).where(ms.c.kind == "cadence").values(n2=ms.c.n2 + 7))
+        conn.execute(update(s).values(rules_version=summary.RULES_VERSION - 1, refreshed_at=OLD_STAMP))
+    with engine.connect() as conn:
+        assert summary.needs_refresh(conn, settings.today()) == "rules"
+
+    # the server starts: its maintenance thread, run as start_maintenance runs it (with a stop the test sets)
+    stop = threading.Event()
+    thread = threading.Thread(target=startup._maintain, args=(engine.url.render_as_string(hide_password=False), stop),
+                              daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if summary.needs_refresh(conn, settings.today()) is None:
+                    break
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(120)
+    assert not thread.is_alive()
+    with engine.connect() as conn:
+        assert summary.needs_refresh(conn, settings.today()) is None
+        assert set(conn.execute(select(s.c.rules_version).distinct()).scalars()) == {summary.RULES_VERSION}
+    after = stamps(engine)
+    assert set(after) == set(before)  # every stored date is stored again ...
+    assert OLD_STAMP not in after.values(), [k for k, v in after.items() if v == OLD_STAMP]  # ... recomputed
+    for d, want in live.items():  # ... by today's rules: the stored figures are the live ones again
+        assert m.cadence(engine, d, "county").equals(want), d
+        with engine.connect() as conn:
+            assert summary.available(conn, "cadence", d), d  # read from the stored rows, not live
+
+
 # ------------------------------------------------------------------ 5. photo months cut at each stored date
 
 
@@ -262,5 +317,38 @@ def test_pages_say_when_figures_were_computed_or_that_they_are_live(tmp_path, mo
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception
         assert any("实时计算" in c.value for c in at.caption), page
+
+    # the meeting screen (its note is in the screen's HTML) and the 督办整改 page: a stored date says when its
+    # figures were computed, in Beijing time, from the date's own stamp; a date not stored says it is live
+    engine = db.make_engine(url)
+    stored = dt.date(2026, 6, 30)  # a month-end: stored by the import
+    with engine.connect() as conn:
+        stamp = summary.freshness(conn, stored)
+        assert stamp and summary.freshness(conn, dt.date(2026, 6, 17)) is None
+    engine.dispose()
+    at_ = dt.datetime.fromisoformat(stamp).astimezone(ZoneInfo("Asia/Shanghai"))
+    when = f"数据计算于 {at_.month}月{at_.day}日 {at_:%H:%M}（北京时间）"
+
+    def meeting_note(at):
+        # the note under the screen's header (the tiles' notes use the same class)
+        notes = [n for e in at.markdown
+                 for n in re.findall(r'<div class="bf-sub">[^<]*</div></div><div class="bf-note">([^<]*)</div>', e.value)]
+        assert len(notes) == 1, [e.value for e in at.markdown]
+        return notes[0]
+
+    def page_notes(at):
+        return [c.value for c in at.caption if "数据计算于" in c.value or "实时计算" in c.value]
+
+    for day, live in ((stored, False), (dt.date(2026, 6, 17), True)):
+        at.query_params["as_of"] = day.isoformat()
+        at.switch_page("pages/meeting.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        note = meeting_note(at)
+        assert ("实时计算" in note and "数据计算于" not in note) if live else note == when, (day, note)
+        at.switch_page("pages/supervision.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        notes = page_notes(at)
+        assert len(notes) == 1, (day, notes)
+        assert ("实时计算" in notes[0] and "数据计算于" not in notes[0]) if live else notes[0] == when, (day, notes)
     st.cache_data.clear()
     st.cache_resource.clear()
