@@ -228,6 +228,23 @@ class ImportResult:
     normalised: int = 0  # values whose full-width characters were folded to half-width (NFKC)
     validated_by: str = "python"  # "sql": validated in PostgreSQL after a raw COPY (import_ledger)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (benchmarks/import_bench.py)
+    # what the visits written (inserted, or updated: old and new values) touch: the earliest visit date and the
+    # households; when only visits changed, the refresh recomputes from that date and those households' spans
+    visit_since: dt.date | None = None
+    visit_households: set = field(default_factory=set)
+
+    def only_visits(self) -> bool:
+        """Did the import change visits and nothing else? (Then an incremental refresh is enough.)"""
+        return (self.changed() and not self.replaced_demo and self.visit_since is not None
+                and not any(n for t, n in [*self.inserted.items(), *self.updated.items()] if t != "visits"))
+
+    def note_visits(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """(household_id, visit_date) of written visits, old and new values of an updated one."""
+        for household, day in pairs:
+            if household is not None:
+                self.visit_households.add(household)
+            if day is not None and (self.visit_since is None or day < self.visit_since):
+                self.visit_since = day
 
     def changed(self) -> bool:
         """Did the import insert or update any row? (An import that changes nothing refreshes nothing.)"""
@@ -1023,6 +1040,12 @@ def _merge_stage(conn: Connection, table: str, stage: str, rows: int, result: Im
             f"FROM {stage} s LEFT JOIN {name} t ON {join}"
         )
     ).one()
+    if table == "visits" and (inserted or updated):  # what they touch, old and new values (ImportResult.note_visits)
+        written = f"FROM {stage} s LEFT JOIN {name} t ON {join} WHERE (t.{q(key[0])} IS NULL OR {differs})"
+        result.note_visits(conn.execute(text(
+            f"SELECT s.household_id, min(s.visit_date) {written} GROUP BY s.household_id "
+            f"UNION ALL SELECT t.household_id, min(t.visit_date) {written} AND t.{q(key[0])} IS NOT NULL "
+            f"GROUP BY t.household_id")).all())
     if updated:
         conn.execute(
             text(f"UPDATE {name} t SET {', '.join(f'{q(c)} = s.{q(c)}' for c in other)} "
@@ -1082,6 +1105,11 @@ def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stre
                 changed.append(r)
             else:
                 unchanged += 1
+        if p.table == "visits":
+            at = [other.index("household_id"), other.index("visit_date")]
+            result.note_visits((r["household_id"], r["visit_date"]) for r in new + changed)
+            result.note_visits((existing[tuple(r[c] for c in key)][at[0]], existing[tuple(r[c] for c in key)][at[1]])
+                               for r in changed)
         if new:
             conn.execute(table.insert(), new)
             inserted += len(new)
@@ -1197,7 +1225,10 @@ def _after_writes(conn: Connection, result: ImportResult, refresh_summaries: boo
 
         t0 = time.perf_counter()
         lock_refresh(conn)  # one refresh at a time (the running dashboard keeps "today" current too)
-        refresh(conn)
+        if result.only_visits():  # the dates from the earliest visit touched, those households' spans
+            refresh(conn, since=result.visit_since, households=result.visit_households)
+        else:
+            refresh(conn)
         result.timings["refresh"] = time.perf_counter() - t0
         log.info("summaries refreshed: %.1f s", result.timings["refresh"])
     if after_write is not None:

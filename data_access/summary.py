@@ -529,14 +529,21 @@ def clear(conn: Connection, keep: Iterable[dt.date] = (), keep_status: Iterable[
         conn.execute(metric_summary.delete().where(metric_summary.c.as_of.not_in(status), metric_summary.c.kind == "gaps"))
 
 
-def _store_spans(conn: Connection, today: dt.date, stamp: str) -> int:
+def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table | None = None) -> int:
     """The overdue spans of every pairing (metrics.overdue_span_rows) in place of the stored ones: rows
-    deleted and inserted in the caller's transaction (no DDL on the table the pages read)."""
+    deleted and inserted in the caller's transaction (no DDL on the table the pages read). ``households``
+    (a table of household_id): only the spans of those households' pairings (their visits changed)."""
     t0 = time.perf_counter()
-    sp = _temp(conn, "tmp_span_pairs", m.span_pairings())
+    pairs = m.span_pairings()
+    if households is not None:
+        pairs = pairs.where(pairs.selected_columns.household_id.in_(select(households.c.household_id)))
+    sp = _temp(conn, "tmp_span_pairs", pairs)
     if conn.dialect.name != "postgresql":
         conn.execute(text("CREATE INDEX tmp_span_pairs_ix ON tmp_span_pairs (pairing_id)"))
-    conn.execute(overdue_spans.delete())
+    if households is None:
+        conn.execute(overdue_spans.delete())
+    else:
+        conn.execute(overdue_spans.delete().where(overdue_spans.c.household_id.in_(select(households.c.household_id))))
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "spans"))
     seg = _temp(conn, "tmp_span_segments", m.span_segments(conn, sp))
     if conn.dialect.name != "postgresql":
@@ -561,13 +568,22 @@ def _store_spans(conn: Connection, today: dt.date, stamp: str) -> int:
 
 
 def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.date] | None = None,
-            years: Iterable[int] | None = None, only_missing: bool = False) -> dict[str, int]:
+            years: Iterable[int] | None = None, only_missing: bool = False, since: dt.date | None = None,
+            households: Iterable[str] | None = None) -> dict[str, int]:
     """Recompute the summaries inside the caller's transaction. Returns counts of what was stored.
 
     only_missing=True (the daily `bangfu refresh`): keep the stored month-ends before today — the
     ledger changes only through an import, which refreshes everything in its own transaction — and
-    the stored rating years, and compute today, the missing dates and the missing rating years."""
+    the stored rating years, and compute today, the missing dates and the missing rating years.
+
+    since + households (an import that wrote visits and nothing else, ledger.ImportResult.only_visits): a
+    visit on day V changes no figure of a date before V, no rating year, and no overdue span but those of
+    its household's pairings — so keep every stored date before ``since`` (with its status) and the rating
+    years, and rebuild the spans of ``households`` only. Falls back to everything when the stored summaries
+    are not current (an older rules version, today missing) or no spans are stored."""
     today = today or settings.today()
+    if since is not None and (needs_refresh(conn, today) or not m.spans_stored(conn)):
+        since = households = None
     dates = sorted(set(dates if dates is not None else default_dates(today)))
     years = sorted(set(years if years is not None else default_years(conn, today)))
     stamp = settings.now().isoformat(timespec="seconds")
@@ -579,9 +595,10 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         # could see the new rows (without them a 12 M-visit import's refresh took nested-loop plans)
         conn.execute(text("ANALYZE regions, units, helpers, households, pairings, visits, ratings, assignments"))
     keep = []
-    if only_missing:
+    if only_missing or since is not None:
         have = stored_dates(conn, "cadence", dates)
-        keep = [d for d in dates if d in have and d < today and d == month_end(d.year, d.month)
+        keep = [d for d in dates if d in have
+                and (d < since if since is not None else d < today and d == month_end(d.year, d.month))
                 and all(available(conn, k, d) for k in (*DAY_KINDS, "photos"))
                 and (d not in status_days_of(today) or status_date(conn, d))]  # and their status (below)
     log.info("ledger statistics: %.1f s", time.perf_counter() - t0)
@@ -611,8 +628,8 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
             _store_rollups(conn, kind, todo)
         log.info("roll-ups: %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    # the rating years: all of them, or (only_missing) those not stored — ratings change only by import
-    if only_missing:
+    # the rating years: all of them, or (only_missing, since) those not stored — visits change no rating
+    if only_missing or since is not None:
         years = [y for y in years if not available(conn, "ratings", dt.date(y, 12, 31))]
     year_ends = [dt.date(y, 12, 31) for y in years]
     for t in (metric_summary, summary_snapshots):
@@ -629,7 +646,16 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         _store_rollups(conn, "ratings", year_ends)
     log.info("ratings of %d years: %.1f s", len(years), time.perf_counter() - t0)
     # the overdue spans: rebuilt unless kept (only_missing: the ledger has not changed since they were written)
-    if not (only_missing and m.spans_stored(conn)):
+    if since is not None:
+        touched = _temp(conn, "tmp_touched_households", select(literal("").label("household_id")).where(literal(False)))
+        ids = sorted(set(households or ()))
+        for i in range(0, len(ids), 5000):
+            conn.execute(touched.insert(), [{"household_id": h} for h in ids[i:i + 5000]])
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE tmp_touched_households"))
+        _store_spans(conn, today, stamp, households=touched)
+        conn.execute(text("DROP TABLE tmp_touched_households"))
+    elif not (only_missing and m.spans_stored(conn)):
         _store_spans(conn, today, stamp)
     t0 = time.perf_counter()
     # planner statistics of the freshly written tables (SQLite, without them, probes the stored loads

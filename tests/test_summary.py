@@ -231,3 +231,71 @@ def test_last_month_end_has_its_status_stored_and_equal_to_live(engine):
         summary.refresh(conn, today=dt.date(2026, 8, 4), only_missing=True)
     with engine.connect() as conn:
         assert summary.status_date(conn, dt.date(2026, 7, 31))
+
+
+def _stored(engine) -> dict[str, list]:
+    """Every stored summary, status and span row (without the refresh stamps), sorted: what two refreshes of the
+    same ledger must agree on."""
+    out = {}
+    with engine.connect() as conn:
+        for t in (schema.metric_summary, schema.pairing_status, schema.helper_status, schema.uncovered_status,
+                  schema.rating_missing, schema.overdue_spans):
+            out[t.name] = sorted((tuple("" if v is None else str(v) for v in r) for r in conn.execute(select(t))))
+        snaps = schema.summary_snapshots
+        out["snapshots"] = sorted((r.kind, str(r.as_of)) for r in conn.execute(select(snaps.c.kind, snaps.c.as_of)))
+    return out
+
+
+def test_an_import_of_visits_only_refreshes_from_its_earliest_date_and_equals_a_full_refresh(engine, tmp_path,
+                                                                                              monkeypatch):
+    """An import that writes visits and nothing else refreshes incrementally (ledger.ImportResult.only_visits):
+    the stored dates before its earliest visit (old or new value) and the rating years are kept, the spans of the
+    other households too — and every stored row then equals what a full refresh of the same ledger stores."""
+    from data_access import db, summary
+    from data_access.demo import generate
+
+    today = dt.date(2026, 7, 14)
+    monkeypatch.setattr(settings, "today", lambda: today)
+    generate(engine, households=900, seed=11, as_of=today)
+    with engine.begin() as conn:  # real rows from now on: an import would replace a demo database
+        db.set_meta(conn, "demo", "0")
+    summary.refresh_engine(engine, today=today)
+    with engine.connect() as conn:
+        pairs = conn.execute(select(schema.pairings.c.helper_id, schema.pairings.c.household_id)
+                             .where(schema.pairings.c.end_date.is_(None)).order_by(schema.pairings.c.pairing_id)
+                             .limit(40)).all()
+        moved = conn.execute(select(schema.visits).where(schema.visits.c.visit_date > dt.date(2026, 5, 1))
+                             .order_by(schema.visits.c.visit_id).limit(1)).one()._asdict()
+    since = dt.date(2026, 3, 20)
+    visits = [{"visit_id": f"NEW{i}", "helper_id": h, "household_id": hh, "visit_date": str(since + dt.timedelta(days=9 * i)),
+               "mode": "in_home", "photo_uploaded": "1" if i % 2 else "0"} for i, (h, hh) in enumerate(pairs[:12])]
+    visits += [{"visit_id": f"PH{i}", "helper_id": h, "household_id": hh, "visit_date": "2026-07-01", "mode": "phone"}
+               for i, (h, hh) in enumerate(pairs[12:20])]
+    # an existing visit moved earlier: its old date (after May) and its new one (April) both count
+    visits.append({**{k: ("" if v is None else str(v)) for k, v in moved.items()}, "visit_date": "2026-04-02"})
+    with engine.connect() as conn:
+        before = {r.as_of: r.refreshed_at for r in conn.execute(select(schema.summary_snapshots)
+                                                                 .where(schema.summary_snapshots.c.kind == "cadence"))}
+    result = import_ledger(engine, write_ledger(tmp_path / "visits", {"visits": visits}))
+    assert result.only_visits() and result.inserted["visits"] == 20 and result.updated["visits"] == 1
+    assert result.visit_since == since
+    assert moved["household_id"] in result.visit_households and len(result.visit_households) >= 20
+    with engine.connect() as conn:
+        after = {r.as_of: r.refreshed_at for r in conn.execute(select(schema.summary_snapshots)
+                                                                .where(schema.summary_snapshots.c.kind == "cadence"))}
+    assert set(after) == set(before)
+    kept = [d for d in before if d < since]
+    assert kept and all(after[d] == before[d] for d in kept)  # the dates before the earliest visit were kept
+    incremental = _stored(engine)
+    summary.refresh_engine(engine, today=today)
+    full = _stored(engine)
+    for name in full:
+        assert incremental[name] == full[name], name
+    # an import that changes anything else refreshes everything
+    with engine.connect() as conn:
+        grade = conn.execute(select(schema.ratings.c.grade).where(schema.ratings.c.helper_id == pairs[0][0],
+                                                                  schema.ratings.c.year == 2025)).scalar()
+    result = import_ledger(engine, write_ledger(tmp_path / "more", {
+        "visits": [{**visits[0], "visit_id": "NEW99", "visit_date": "2026-07-10"}],
+        "ratings": [{"helper_id": pairs[0][0], "year": 2025, "grade": "不合格" if grade == "excellent" else "优秀"}]}))
+    assert result.changed() and not result.only_visits()
