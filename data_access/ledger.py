@@ -228,8 +228,10 @@ class ImportResult:
     normalised: int = 0  # values whose full-width characters were folded to half-width (NFKC)
     validated_by: str = "python"  # "sql": validated in PostgreSQL after a raw COPY (import_ledger)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (benchmarks/import_bench.py)
-    # what the visits written (inserted, or updated: old and new values) touch: the earliest visit date and the
-    # households; when only visits changed, the refresh recomputes from that date and those households' spans
+    # what the visits written touch: the earliest visit date (inserted or updated, old and new values), and the
+    # households of the updated ones (old and new values: a visit may move to another household); when only visits
+    # changed, the refresh recomputes from that date the spans of those households and of every household with a
+    # visit on or after it (summary.refresh)
     visit_since: dt.date | None = None
     visit_households: set = field(default_factory=set)
 
@@ -238,10 +240,10 @@ class ImportResult:
         return (self.changed() and not self.replaced_demo and self.visit_since is not None
                 and not any(n for t, n in [*self.inserted.items(), *self.updated.items()] if t != "visits"))
 
-    def note_visits(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        """(household_id, visit_date) of written visits, old and new values of an updated one."""
+    def note_visits(self, pairs: Iterable[tuple[Any, Any]], updated: bool = False) -> None:
+        """(household_id, visit_date) of written visits: the old and the new values of ``updated`` ones."""
         for household, day in pairs:
-            if household is not None:
+            if updated and household is not None:
                 self.visit_households.add(household)
             if day is not None and (self.visit_since is None or day < self.visit_since):
                 self.visit_since = day
@@ -1041,11 +1043,14 @@ def _merge_stage(conn: Connection, table: str, stage: str, rows: int, result: Im
         )
     ).one()
     if table == "visits" and (inserted or updated):  # what they touch, old and new values (ImportResult.note_visits)
-        written = f"FROM {stage} s LEFT JOIN {name} t ON {join} WHERE (t.{q(key[0])} IS NULL OR {differs})"
         result.note_visits(conn.execute(text(
-            f"SELECT s.household_id, min(s.visit_date) {written} GROUP BY s.household_id "
-            f"UNION ALL SELECT t.household_id, min(t.visit_date) {written} AND t.{q(key[0])} IS NOT NULL "
-            f"GROUP BY t.household_id")).all())
+            f"SELECT NULL, min(s.visit_date) FROM {stage} s LEFT JOIN {name} t ON {join} WHERE t.{q(key[0])} IS NULL"
+        )).all())
+        changed = f"FROM {stage} s JOIN {name} t ON {join} WHERE {differs}"
+        result.note_visits(conn.execute(text(
+            f"SELECT s.household_id, min(s.visit_date) {changed} GROUP BY s.household_id "
+            f"UNION ALL SELECT t.household_id, min(t.visit_date) {changed} GROUP BY t.household_id")).all(),
+            updated=True)
     if updated:
         conn.execute(
             text(f"UPDATE {name} t SET {', '.join(f'{q(c)} = s.{q(c)}' for c in other)} "
@@ -1107,9 +1112,10 @@ def write_table(conn: Connection, p: Parsed, result: ImportResult, progress_stre
                 unchanged += 1
         if p.table == "visits":
             at = [other.index("household_id"), other.index("visit_date")]
-            result.note_visits((r["household_id"], r["visit_date"]) for r in new + changed)
-            result.note_visits((existing[tuple(r[c] for c in key)][at[0]], existing[tuple(r[c] for c in key)][at[1]])
-                               for r in changed)
+            result.note_visits((None, r["visit_date"]) for r in new)
+            result.note_visits([(r["household_id"], r["visit_date"]) for r in changed]
+                               + [tuple(existing[tuple(r[c] for c in key)][i] for i in at) for r in changed],
+                               updated=True)
         if new:
             conn.execute(table.insert(), new)
             inserted += len(new)

@@ -579,7 +579,8 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     since + households (an import that wrote visits and nothing else, ledger.ImportResult.only_visits): a
     visit on day V changes no figure of a date before V, no rating year, and no overdue span but those of
     its household's pairings — so keep every stored date before ``since`` (with its status) and the rating
-    years, and rebuild the spans of ``households`` only. Falls back to everything when the stored summaries
+    years, and rebuild only the spans of the households with a visit on or after ``since`` and of
+    ``households`` (those an updated visit was moved away from). Falls back to everything when the stored summaries
     are not current (an older rules version, today missing) or no spans are stored."""
     today = today or settings.today()
     if since is not None and (needs_refresh(conn, today) or not m.spans_stored(conn)):
@@ -647,7 +648,11 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     log.info("ratings of %d years: %.1f s", len(years), time.perf_counter() - t0)
     # the overdue spans: rebuilt unless kept (only_missing: the ledger has not changed since they were written)
     if since is not None:
-        touched = _temp(conn, "tmp_touched_households", select(literal("").label("household_id")).where(literal(False)))
+        # the households with a visit on or after ``since`` (every inserted visit's), and those an updated visit
+        # was moved away from (``households``)
+        v = m.T_VIS
+        touched = _temp(conn, "tmp_touched_households",
+                        select(v.c.household_id).where(v.c.visit_date >= since).distinct())
         ids = sorted(set(households or ()))
         for i in range(0, len(ids), 5000):
             conn.execute(touched.insert(), [{"household_id": h} for h in ids[i:i + 5000]])

@@ -264,22 +264,32 @@ def test_an_import_of_visits_only_refreshes_from_its_earliest_date_and_equals_a_
         pairs = conn.execute(select(schema.pairings.c.helper_id, schema.pairings.c.household_id)
                              .where(schema.pairings.c.end_date.is_(None)).order_by(schema.pairings.c.pairing_id)
                              .limit(40)).all()
-        moved = conn.execute(select(schema.visits).where(schema.visits.c.visit_date > dt.date(2026, 5, 1))
-                             .order_by(schema.visits.c.visit_id).limit(1)).one()._asdict()
     since = dt.date(2026, 3, 20)
+    v = schema.visits
+    with engine.connect() as conn:  # a paired household with an in-home visit since: its visits since then move
+        sp = schema.overdue_spans
+        household = conn.execute(
+            select(v.c.household_id).where(v.c.visit_date >= since, v.c.mode == "in_home",
+                                           v.c.household_id.in_([hh for _, hh in pairs[31:]]),
+                                           v.c.household_id.in_(select(sp.c.household_id)))
+            .order_by(v.c.visit_id).limit(1)).scalar()
+        moved_rows = [r._asdict() for r in conn.execute(select(v).where(v.c.household_id == household,
+                                                                        v.c.visit_date >= since))]
     visits = [{"visit_id": f"NEW{i}", "helper_id": h, "household_id": hh, "visit_date": str(since + dt.timedelta(days=9 * i)),
                "mode": "in_home", "photo_uploaded": "1" if i % 2 else "0"} for i, (h, hh) in enumerate(pairs[:12])]
     visits += [{"visit_id": f"PH{i}", "helper_id": h, "household_id": hh, "visit_date": "2026-07-01", "mode": "phone"}
                for i, (h, hh) in enumerate(pairs[12:20])]
-    # an existing visit moved earlier: its old date (after May) and its new one (April) both count
-    visits.append({**{k: ("" if v is None else str(v)) for k, v in moved.items()}, "visit_date": "2026-04-02"})
+    # a household's visits since ``since`` moved to another household (a correction): it has none left on or after
+    # ``since``, and its spans must still be rebuilt (they lose visits)
+    visits += [{**{k: ("" if x is None else str(x)) for k, x in r.items()}, "visit_date": f"2026-04-0{2 + i}",
+                "household_id": pairs[30][1], "helper_id": pairs[30][0]} for i, r in enumerate(moved_rows)]
     with engine.connect() as conn:
         before = {r.as_of: r.refreshed_at for r in conn.execute(select(schema.summary_snapshots)
                                                                  .where(schema.summary_snapshots.c.kind == "cadence"))}
     result = import_ledger(engine, write_ledger(tmp_path / "visits", {"visits": visits}))
-    assert result.only_visits() and result.inserted["visits"] == 20 and result.updated["visits"] == 1
+    assert result.only_visits() and result.inserted["visits"] == 20 and result.updated["visits"] == len(moved_rows) > 0
     assert result.visit_since == since
-    assert moved["household_id"] in result.visit_households and len(result.visit_households) >= 20
+    assert result.visit_households == {household, pairs[30][1]}
     with engine.connect() as conn:
         after = {r.as_of: r.refreshed_at for r in conn.execute(select(schema.summary_snapshots)
                                                                 .where(schema.summary_snapshots.c.kind == "cadence"))}
