@@ -726,10 +726,27 @@ def span_pairings():
     )
 
 
-def span_segments(conn: Connection, sp):
+def span_t0(sp, since: dt.date):
+    """Per pairing in ``sp`` the last reference date strictly before ``since`` (its start, or its visitors' latest
+    in-home visit inside (start, end) before ``since``): the segments from there on are all a visit on or after
+    ``since`` can change. A select of pairing_id, t0 (its start when it starts on or after ``since``)."""
+    v, vh = T_VIS.alias("tv"), T_HELP.alias("tvh")
+    inside = and_(v.c.mode == "in_home", v.c.visit_date > sp.c.start_date, v.c.visit_date < since,
+                  or_(sp.c.end_date.is_(None), v.c.visit_date < sp.c.end_date))
+    own = (select(func.max(v.c.visit_date)).where(v.c.household_id == sp.c.household_id,
+                                                  v.c.helper_id == sp.c.helper_id, inside).scalar_subquery())
+    dept = (select(func.max(v.c.visit_date)).select_from(v.join(vh, vh.c.helper_id == v.c.helper_id))
+            .where(v.c.household_id == sp.c.household_id, vh.c.unit_id == sp.c.unit_id,
+                   vh.c.department == sp.c.department, inside).scalar_subquery())
+    last = case((sp.c.dept == 1, dept), else_=own)
+    return select(sp.c.pairing_id, func.coalesce(last, sp.c.start_date).label("t0"))
+
+
+def span_segments(conn: Connection, sp, t0=None):
     """The reference dates of the pairings in ``sp`` (a table of ``span_pairings`` rows): per pairing its
     start and the distinct in-home visit dates by its visitors strictly inside (start, end), each with the
-    next one (next_t, LEAD): ref(p) = t on the days t <= D < next_t. A select of pairing_id, t, next_t."""
+    next one (next_t, LEAD): ref(p) = t on the days t <= D < next_t. A select of pairing_id, t, next_t.
+    ``t0`` (a table of ``span_t0`` rows, one per pairing of ``sp``): only the reference dates from t0 on."""
     v, vh = T_VIS.alias("sv"), T_HELP.alias("svh")
     inside = and_(v.c.mode == "in_home", v.c.visit_date > sp.c.start_date,
                   or_(sp.c.end_date.is_(None), v.c.visit_date < sp.c.end_date))
@@ -740,6 +757,10 @@ def span_segments(conn: Connection, sp):
             .select_from(sp.join(v, v.c.household_id == sp.c.household_id).join(vh, vh.c.helper_id == v.c.helper_id))
             .where(sp.c.dept == 1, vh.c.unit_id == sp.c.unit_id, vh.c.department == sp.c.department, inside))
     starts = select(sp.c.pairing_id, sp.c.start_date.label("t"))
+    if t0 is not None:
+        own = own.join_from(sp, t0, t0.c.pairing_id == sp.c.pairing_id).where(v.c.visit_date >= t0.c.t0)
+        dept = dept.join_from(sp, t0, t0.c.pairing_id == sp.c.pairing_id).where(v.c.visit_date >= t0.c.t0)
+        starts = starts.join_from(sp, t0, t0.c.pairing_id == sp.c.pairing_id).where(sp.c.start_date >= t0.c.t0)
     # UNION ALL: two visits on one day make a segment [t, t) that no span comes from (overdue_from > t)
     ev = starts.union_all(own, dept).subquery("ev")
     seg = select(ev.c.pairing_id, ev.c.t, func.lead(ev.c.t, type_=schema.Date).over(

@@ -529,10 +529,12 @@ def clear(conn: Connection, keep: Iterable[dt.date] = (), keep_status: Iterable[
         conn.execute(metric_summary.delete().where(metric_summary.c.as_of.not_in(status), metric_summary.c.kind == "gaps"))
 
 
-def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table | None = None) -> int:
+def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table | None = None,
+                 since: dt.date | None = None) -> int:
     """The overdue spans of every pairing (metrics.overdue_span_rows) in place of the stored ones: rows
     deleted and inserted in the caller's transaction (no DDL on the table the pages read). ``households``
-    (a table of household_id): only the spans of those households' pairings (their visits changed)."""
+    (a table of household_id) and ``since`` (no visit before it changed): only the spans of those households'
+    pairings from each one's last reference date before ``since`` on (metrics.span_t0; the earlier ones stand)."""
     t0 = time.perf_counter()
     pairs = m.span_pairings()
     if households is not None:
@@ -540,12 +542,18 @@ def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table
     sp = _temp(conn, "tmp_span_pairs", pairs)
     if conn.dialect.name != "postgresql":
         conn.execute(text("CREATE INDEX tmp_span_pairs_ix ON tmp_span_pairs (pairing_id)"))
+    first = None
     if households is None:
         conn.execute(overdue_spans.delete())
     else:
-        conn.execute(overdue_spans.delete().where(overdue_spans.c.household_id.in_(select(households.c.household_id))))
+        first = _temp(conn, "tmp_span_t0", m.span_t0(sp, since))
+        if conn.dialect.name != "postgresql":
+            conn.execute(text("CREATE INDEX tmp_span_t0_ix ON tmp_span_t0 (pairing_id)"))
+        o = overdue_spans
+        conn.execute(o.delete().where(select(first.c.pairing_id).where(
+            first.c.pairing_id == o.c.pairing_id, o.c.ref_date >= first.c.t0).exists()))
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "spans"))
-    seg = _temp(conn, "tmp_span_segments", m.span_segments(conn, sp))
+    seg = _temp(conn, "tmp_span_segments", m.span_segments(conn, sp, first))
     if conn.dialect.name != "postgresql":
         conn.execute(text("CREATE INDEX tmp_span_segments_ix ON tmp_span_segments (pairing_id)"))
     log.info("pairing reference dates: %.1f s", time.perf_counter() - t0)
@@ -560,7 +568,8 @@ def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table
     rows = m.span_pieces(conn, whole, chunks)
     conn.execute(overdue_spans.insert().from_select([c.name for c in rows.selected_columns], rows))
     _mark(conn, "spans", today, stamp)
-    for name in ("tmp_span_pairs", "tmp_span_segments", "tmp_spans", "tmp_span_chunks"):
+    for name in ("tmp_span_pairs", "tmp_span_segments", "tmp_spans", "tmp_span_chunks") + (
+            ("tmp_span_t0",) if first is not None else ()):
         conn.execute(text(f"DROP TABLE {name}"))
     n = conn.execute(select(func.count()).select_from(overdue_spans)).scalar()
     log.info("overdue spans (%d): %.1f s", n, time.perf_counter() - t0)
@@ -658,7 +667,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
             conn.execute(touched.insert(), [{"household_id": h} for h in ids[i:i + 5000]])
         if conn.dialect.name == "postgresql":
             conn.execute(text("ANALYZE tmp_touched_households"))
-        _store_spans(conn, today, stamp, households=touched)
+        _store_spans(conn, today, stamp, households=touched, since=since)
         conn.execute(text("DROP TABLE tmp_touched_households"))
     elif not (only_missing and m.spans_stored(conn)):
         _store_spans(conn, today, stamp)

@@ -266,6 +266,14 @@ def test_an_import_of_visits_only_refreshes_from_its_earliest_date_and_equals_a_
                              .limit(40)).all()
     since = dt.date(2026, 3, 20)
     v = schema.visits
+    with engine.connect() as conn:  # the first new visit (on ``since``) ends a pairing's overdue span: that span
+        sp = schema.overdue_spans   # began before ``since`` and must be cut there
+        late = conn.execute(select(sp.c.helper_id, sp.c.household_id).where(
+            sp.c.overdue_from < since, sp.c.overdue_to > since, sp.c.household_id.in_([hh for _, hh in pairs[:12]])
+        ).limit(1)).first() or conn.execute(select(sp.c.helper_id, sp.c.household_id).where(
+            sp.c.overdue_from < since, sp.c.overdue_to > since).limit(1)).first()
+    assert late is not None
+    pairs = [tuple(late)] + [p_ for p_ in pairs if tuple(p_) != tuple(late)]
     with engine.connect() as conn:  # a paired household with an in-home visit since: its visits since then move
         sp = schema.overdue_spans
         household = conn.execute(
