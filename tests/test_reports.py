@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from docx import Document
+from docx.oxml.ns import qn
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 from openpyxl import load_workbook
@@ -272,6 +273,8 @@ def annex_expected(o: dict) -> dict[str, list[int]]:
 def docx_sections(path: Path) -> tuple[list[str], dict[str, list[list[list[str]]]]]:
     """(paragraph texts, {first-level heading: [tables as rows of cell texts]}) in document order."""
     doc = Document(str(path))
+    langs = {(x.get(qn("w:val")), x.get(qn("w:eastAsia"))) for x in doc.styles.element.iter(qn("w:lang"))}
+    assert langs == {("zh-CN", "zh-CN")}, langs  # Word picks fonts and punctuation widths by them
     paras, tables, current = [], {}, "前言"
     for child in doc.element.body.iterchildren():
         if child.tag.endswith("}p"):

@@ -154,6 +154,11 @@ def to_docx(briefing: Briefing) -> bytes:
     normal.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), SERIF)
     doc.core_properties.title = briefing.title
     doc.core_properties.language = "zh-CN"
+    # the document's languages (python-docx's template says en-US for East Asian text too): Word picks the
+    # fonts and the width of ambiguous punctuation (“”、…) by them
+    for lang in doc.styles.element.iter(qn("w:lang")):
+        lang.set(qn("w:val"), "zh-CN")
+        lang.set(qn("w:eastAsia"), "zh-CN")
     doc.core_properties.author = "帮扶责任人监测看板"
     _page_number(sec)
     _font_table(doc)
