@@ -1035,17 +1035,18 @@ def _merge_stage(conn: Connection, table: str, stage: str, rows: int, result: Im
         differs = f"({', '.join('t.' + q(c) for c in other)}) IS DISTINCT FROM ({', '.join('s.' + q(c) for c in other)})"
     else:
         differs = "FALSE"
-    inserted, updated = conn.execute(
+    # visits: also the earliest new visit's date (ImportResult.note_visits), in the same pass
+    first_new = f", min(s.visit_date) FILTER (WHERE t.{q(key[0])} IS NULL)" if table == "visits" else ", NULL"
+    inserted, updated, first = conn.execute(
         text(
             f"SELECT count(*) FILTER (WHERE t.{q(key[0])} IS NULL), "
-            f"count(*) FILTER (WHERE t.{q(key[0])} IS NOT NULL AND {differs}) "
+            f"count(*) FILTER (WHERE t.{q(key[0])} IS NOT NULL AND {differs}){first_new} "
             f"FROM {stage} s LEFT JOIN {name} t ON {join}"
         )
     ).one()
-    if table == "visits" and (inserted or updated):  # what they touch, old and new values (ImportResult.note_visits)
-        result.note_visits(conn.execute(text(
-            f"SELECT NULL, min(s.visit_date) FROM {stage} s LEFT JOIN {name} t ON {join} WHERE t.{q(key[0])} IS NULL"
-        )).all())
+    if table == "visits":
+        result.note_visits([(None, first)])
+    if table == "visits" and updated:  # the updated ones: old and new values (a visit may move to another household)
         changed = f"FROM {stage} s JOIN {name} t ON {join} WHERE {differs}"
         result.note_visits(conn.execute(text(
             f"SELECT s.household_id, min(s.visit_date) {changed} GROUP BY s.household_id "

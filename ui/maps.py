@@ -159,12 +159,16 @@ def _merc(lat: float) -> float:
     return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
 
-def fit(codes, level: str, width: int, height: int, pad: float = 0.9) -> tuple[dict, float]:
-    """Centre and zoom (Web Mercator) showing the features `codes` in a width × height pixel map."""
+def box(codes, level: str) -> tuple[float, float, float, float]:
+    """West, south, east, north of the features ``codes`` (all of the level's when none has a polygon)."""
     b = bounds(level)
     boxes = [b[c] for c in codes if c in b] or list(b.values())
-    x0, y0 = min(x[0] for x in boxes), min(x[1] for x in boxes)
-    x1, y1 = max(x[2] for x in boxes), max(x[3] for x in boxes)
+    return (min(x[0] for x in boxes), min(x[1] for x in boxes), max(x[2] for x in boxes), max(x[3] for x in boxes))
+
+
+def fit(codes, level: str, width: int, height: int, pad: float = 0.9) -> tuple[dict, float]:
+    """Centre and zoom (Web Mercator) showing the features `codes` in a width × height pixel map."""
+    x0, y0, x1, y1 = box(codes, level)
     dx = max((x1 - x0) / 360, 1e-6)
     dy = max((_merc(y1) - _merc(y0)) / (2 * math.pi), 1e-6)
     zoom = min(math.log2(width * pad / (TILE * dx)), math.log2(height * pad / (TILE * dy)))
@@ -432,10 +436,7 @@ def meeting_panel(f: filters.Filters, as_of, scope, height: int = 640, stretch: 
     fig = choropleth(on, "county", metric, height=height, width=560 if stretch else 700, dark=True,
                      title=None if stretch else title, compact=is_phone())
     fig.update_layout(transition=dict(duration=0))
-    b = bounds("county")
-    boxes = [b[c] for c in on["code"] if c in b] or list(b.values())
-    fig.update_layout(meta=dict(bfFit=[min(x[0] for x in boxes), min(x[1] for x in boxes),
-                                       max(x[2] for x in boxes), max(x[3] for x in boxes)]))
+    fig.update_layout(meta=dict(bfFit=list(box(list(on["code"]), "county"))))
     note = html_text(SOURCE)
     if len(off):
         rows = "、".join(f"{html_text(n)} {metric.fmt(x)}" for n, x in zip(off["name"], off["value"]))
