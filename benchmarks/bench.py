@@ -73,6 +73,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from data_access import db, demo, schema, settings  # noqa: E402
 from data_access import metrics as m  # noqa: E402
+from data_access import rules
+from data_access import registry
+from data_access.scope import ALL, Scope
 from data_access import summary  # noqa: E402
 from data_access.dates import months_before  # noqa: E402
 
@@ -293,7 +296,7 @@ def call_label(name: str, args: tuple, kwargs: dict) -> str:
     def short(x):
         if isinstance(x, dt.date):
             return x.isoformat()
-        if isinstance(x, m.Scope):
+        if isinstance(x, Scope):
             parts = [f"{k}={v}" for k, v in (("region", x.region), ("unit", x.unit)) if v]
             return f"Scope({', '.join(parts)})"
         return repr(x)
@@ -372,7 +375,7 @@ FLOOR_TABLES = {
 }
 
 FLOOR_SQL = {
-    # M1 by the household's county (metrics.group_key: county, else city, else province)
+    # M1 by the household's county (rules.group_key: county, else city, else province)
     "coverage": """
         WITH act AS (SELECT p.household_id, max(CASE WHEN h.category = 'cadre' THEN 1 ELSE 0 END) AS cadre
                      FROM pairings p JOIN helpers h USING (helper_id)
@@ -447,14 +450,14 @@ def duckdb_ledger(engine):
 
 
 def floor_figures(con, metric: str, d: dt.date) -> dict:
-    params = {"d": d, "c2": months_before(d, m.INTERVAL_MONTHS), "c4": months_before(d, m.DEPARTMENT_INTERVAL_MONTHS)}
+    params = {"d": d, "c2": months_before(d, rules.INTERVAL_MONTHS), "c4": months_before(d, rules.DEPARTMENT_INTERVAL_MONTHS)}
     sql = FLOOR_SQL[metric]
     rows = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
     return {r[0]: tuple(int(x or 0) for x in r[1:]) for r in rows if r[0] is not None and (r[1] or 0) > 0}
 
 
 def frame_figures(df: pd.DataFrame, metric: str) -> dict:
-    fields = m.METRIC_FIELDS[metric]
+    fields = registry.fields(metric)
     return {r["code"]: tuple(int(r[f]) for f in fields) for _, r in df.iterrows()}
 
 
@@ -469,8 +472,7 @@ def floor_compare(engine, dates: list[tuple[str, dt.date]], runs: int) -> list[d
     log(f"DuckDB copy of the ledger: {time.perf_counter() - t0:.1f} s")
     out = []
     for label, d in dates:
-        for metric in ("coverage", "cap", "cadence"):
-            fn = m.METRICS[metric]
+        for metric in FLOOR_SQL:  # the registry's metrics with a DuckDB floor
             times = {"ours": [], "live": [], "floor": []}
             res = {}
             for _ in range(runs):
@@ -480,12 +482,12 @@ def floor_compare(engine, dates: list[tuple[str, dt.date]], runs: int) -> list[d
                     if path == "floor":
                         res[path] = floor_figures(con, metric, d)
                     else:
-                        res[path] = frame_figures(fn(engine, d, "county", m.ALL, summary=path == "ours"), metric)
+                        res[path] = frame_figures(m.compute(engine, metric, "county", d, ALL, summary=path == "ours"), metric)
                     times[path].append(time.perf_counter() - t1)
             with engine.connect() as conn:
-                how = ("stored" if summary.stored_rows(conn, metric, "county", m.ALL, [d]) is not None
-                       else "spans" if metric == "cadence" and m.spans_stored(conn)
-                       else "stored date + changes" if metric != "cadence" and m.stored_before(conn, metric, d)
+                how = ("stored" if summary.stored_rows(conn, metric, "county", ALL, [d]) is not None
+                       else "spans" if metric == "cadence" and summary.spans_stored(conn)
+                       else "stored date + changes" if metric != "cadence" and summary.stored_before(conn, metric, d)
                        else "live")
             out.append({"what": f"{metric} by county", "label": label, "date": d, "how": how,
                         **{k: median(v) for k, v in times.items()},
@@ -499,19 +501,19 @@ def floor_compare(engine, dates: list[tuple[str, dt.date]], runs: int) -> list[d
                 gc.collect()
                 t1 = time.perf_counter()
                 if path == "ours":
-                    lists[path] = pb.overdue(engine, d, m.ALL, limit=1000)
+                    lists[path] = pb.overdue(engine, d, ALL, limit=1000)
                 else:
                     with engine.connect() as conn:
-                        ap, ref, cutoff = m._pairing_status(conn, d, m.ALL)
-                        q = (select(ap.c.pairing_id, m.days_between(conn, d, ref).label("gap_days"))
-                             .where(ref < cutoff).order_by(m.days_between(conn, d, ref).desc(), ap.c.pairing_id)
+                        ap, ref, cutoff = rules._pairing_status(conn, d, ALL)
+                        q = (select(ap.c.pairing_id, rules.days_between(conn, d, ref).label("gap_days"))
+                             .where(ref < cutoff).order_by(rules.days_between(conn, d, ref).desc(), ap.c.pairing_id)
                              .limit(1000))
                         lists[path] = [tuple(r) for r in conn.execute(q)]
                 times[path].append(time.perf_counter() - t1)
         mine = [(a, int(b)) for a, b in zip(lists["ours"]["pairing_id"], lists["ours"]["gap_days"])]
         theirs = [(a, int(b)) for a, b in lists["live"]]
         with engine.connect() as conn:
-            how = "stored" if summary.status_date(conn, d) else "spans" if m.spans_stored(conn) else "live"
+            how = "stored" if summary.status_date(conn, d) else "spans" if summary.spans_stored(conn) else "live"
         out.append({"what": "overdue list (first 1,000)", "label": label, "date": d, "how": how,
                     "ours": median(times["ours"]), "live": median(times["live"]), "floor": None,
                     "agree": mine == theirs})
@@ -540,7 +542,7 @@ def print_floor(rows: list[dict], load_before: str) -> None:
 
 
 def _group_city(df: pd.DataFrame, prefix: str = "") -> pd.Series:
-    """metrics.group_key for "city": the city, or the province where the chain has no city."""
+    """rules.group_key for "city": the city, or the province where the chain has no city."""
     return df[f"{prefix}city_code"].fillna(df[f"{prefix}province_code"])
 
 
@@ -576,8 +578,8 @@ def naive_overview(engine, d: dt.date) -> dict:
     loads = loads.merge(he[["helper_id", "unit_id"]], on="helper_id").merge(
         un[["unit_id", "region_code"]], on="unit_id").merge(reg, left_on="region_code", right_on="code")
     loads["city"] = _group_city(loads)
-    loads["violators"] = (loads["load"] > m.CAP).astype(int)
-    loads["excess"] = (loads["load"] - m.CAP).clip(lower=0)
+    loads["violators"] = (loads["load"] > rules.CAP).astype(int)
+    loads["excess"] = (loads["load"] - rules.CAP).clip(lower=0)
     cap = loads.groupby("city").agg(helpers=("helper_id", "size"), violators=("violators", "sum"),
                                     excess=("excess", "sum"))
 
@@ -592,7 +594,7 @@ def naive_overview(engine, d: dt.date) -> dict:
     ap = ap.merge(dlast, on=["household_id", "unit_id", "department"], how="left")
     last = ap["dept_last"].where(ap["dept"], ap["own_last"])
     ref = last.where(last.notna() & (last >= ap["start_date"]), ap["start_date"])
-    cut2, cut4 = pd.Timestamp(months_before(d, m.INTERVAL_MONTHS)), pd.Timestamp(months_before(d, m.DEPARTMENT_INTERVAL_MONTHS))
+    cut2, cut4 = pd.Timestamp(months_before(d, rules.INTERVAL_MONTHS)), pd.Timestamp(months_before(d, rules.DEPARTMENT_INTERVAL_MONTHS))
     ap["overdue"] = (ref < ap["dept"].map({True: cut4, False: cut2})).astype(int)
     cadence = ap.groupby("city").agg(active_pairings=("pairing_id", "size"), overdue=("overdue", "sum"))
 
@@ -608,8 +610,8 @@ def engine_overview(engine, d: dt.date) -> dict:
     """The same figures from the metric engine (summaries where stored)."""
     out = {}
     for name, fn in (("coverage", m.coverage), ("cap", m.cap), ("cadence", m.cadence)):
-        df = fn(engine, d, "city", m.ALL)
-        fields = m.METRIC_FIELDS[name]
+        df = fn(engine, d, "city", ALL)
+        fields = registry.fields(name)
         out[name] = {str(r["code"]): tuple(int(r[f]) for f in fields) for _, r in df.iterrows()}
         tot = m.total_row(df, name)
         out[name + "_total"] = tuple(tot[f] for f in fields)

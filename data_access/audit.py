@@ -25,7 +25,7 @@ API
 ---
 ``record(bind, username, event, object=None, scope=None, outcome="ok", detail=None, at=None) -> None``
     Write one row. ``bind`` is an Engine (own transaction, committed at once) or a Connection (the
-    row joins the caller's transaction — commit it). ``scope`` is a ``metrics.Scope`` or text
+    row joins the caller's transaction — commit it). ``scope`` is a ``scope.Scope`` or text
     (see ``scope_text``); ``detail`` is text or a dict (stored as compact JSON). Over-long values are
     cut to the column widths. Unknown event names raise ValueError (a programming error).
 ``record_page_view(bind, username, page, scope)``

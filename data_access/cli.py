@@ -20,7 +20,7 @@ import sys
 from sqlalchemy.exc import SQLAlchemyError
 
 from .dates import parse_date
-from . import sessions, settings
+from . import registry, sessions, settings
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_opt(s)
 
     s = sub.add_parser("metrics", help="按地区或单位汇总指标")
-    s.add_argument("metric", choices=["coverage", "cap", "cadence", "ratings"])
+    s.add_argument("metric", choices=registry.cli_names())
     s.add_argument("--by", required=True, choices=["province", "city", "county", "unit"])
     s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD")
     s.add_argument("--year", type=int, metavar="YYYY")
@@ -284,12 +284,13 @@ def cmd_import(args) -> int:
 
 def cmd_metrics(args) -> int:
     from . import metrics as m
+    from .scope import ALL
 
     engine = _engine(args)
     as_of = args.as_of or settings.today()
     if args.year is not None and args.metric != "ratings":
         raise UsageError("--year 只适用于 ratings 指标")
-    df = m.compute(engine, args.metric, args.by, as_of, m.ALL, args.year)
+    df = m.compute(engine, args.metric, args.by, as_of, ALL, args.year)
     groups = _records(df)
     total = m.total_row(df, args.metric)
     if args.format == "json":
@@ -301,13 +302,13 @@ def cmd_metrics(args) -> int:
     elif args.format == "csv":
         import csv
 
-        cols = ["code", "name", *m.METRIC_FIELDS[args.metric]]
+        cols = ["code", "name", *registry.fields(args.metric)]
         w = csv.DictWriter(sys.stdout, fieldnames=cols, lineterminator="\n")
         w.writeheader()
         for r in groups + [total]:
             w.writerow(r)
     else:
-        cols = ["code", "name", *m.METRIC_FIELDS[args.metric]]
+        cols = ["code", "name", *registry.fields(args.metric)]
         _print_table(groups + [total], cols, sys.stdout)
     return EXIT_OK
 
@@ -316,7 +317,7 @@ def cmd_problems(args) -> int:
     from sqlalchemy import select
 
     from . import schema
-    from .metrics import Scope
+    from .scope import Scope
     from .problems import PROBLEMS
 
     engine = _engine(args)
@@ -380,7 +381,7 @@ def cmd_report(args) -> int:
     from pathlib import Path
 
     from . import audit, reports
-    from .metrics import Scope
+    from .scope import Scope
 
     out = Path(args.output)
     if not out.parent.exists():
@@ -455,7 +456,8 @@ def serve_command(args) -> list[str]:
 
 
 def cmd_serve(args) -> int:
-    from .db import ensure_demo, is_embedded_default, make_engine
+    from .db import is_embedded_default, make_engine
+    from .demo import ensure_demo
 
     command = serve_command(args)  # bad --host/--port: one line, before anything is started
     if args.db:

@@ -185,20 +185,3 @@ def has_households(engine: Engine) -> bool:
 
     with engine.connect() as conn:
         return bool(conn.execute(select(func.count()).select_from(schema.households)).scalar())
-
-
-def ensure_demo(engine: Engine, households: int = 20000, seed: int = 1, progress_stream=None) -> bool:
-    """On the embedded default database only: create the schema and generate demo data when it holds
-    no households yet. Returns True when it generated data."""
-    if not is_embedded_default(str(engine.url)):
-        return False
-    upgrade(engine)
-    if has_households(engine):
-        return False
-    from .demo import generate
-
-    from .summary import refresh_engine
-
-    generate(engine, households=households, seed=seed, progress_stream=progress_stream)
-    refresh_engine(engine)
-    return True

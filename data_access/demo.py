@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Boolean, Date, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import schema, summary
+from . import db, schema, summary
 from . import settings
 from .db import set_meta
 from .ledger import Progress
@@ -1013,3 +1014,16 @@ def generate(engine, households: int = 20000, seed: int = 1, as_of: dt.date | No
             _restore_journal(conn, journal)
     order = ["regions", "units", "helpers", "households", "pairings", "visits", "ratings", "assignments"]
     return {t: w.counts[t] for t in order}
+
+
+def ensure_demo(engine: Engine, households: int = 20000, seed: int = 1, progress_stream=None) -> bool:
+    """On the embedded default database only: create the schema and generate demo data when it holds
+    no households yet. Returns True when it generated data."""
+    if not db.is_embedded_default(str(engine.url)):
+        return False
+    db.upgrade(engine)
+    if db.has_households(engine):
+        return False
+    generate(engine, households=households, seed=seed, progress_stream=progress_stream)
+    summary.refresh_engine(engine)
+    return True

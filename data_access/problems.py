@@ -13,9 +13,10 @@ import pandas as pd
 from sqlalchemy import case, func, select
 
 from . import metrics as m
+from . import rules
 from . import schema, summary
 from .dates import last_month_ends
-from .metrics import ALL, Conn, Scope
+from .scope import ALL, Conn, Scope
 from .privacy import mask_frame
 
 CONTRACT_FIELDS = {
@@ -52,8 +53,8 @@ def _finish_list(df: pd.DataFrame, kind: str, detail: bool, unmasked: bool, keep
 
 def _place_join(base, village_code_col):
     """Join the village region and its ancestors for naming; returns (join, {level: name column})."""
-    vr = m.T_REG.alias("pv")
-    tr, cr, ci = m.T_REG.alias("pt"), m.T_REG.alias("pc"), m.T_REG.alias("pci")
+    vr = rules.T_REG.alias("pv")
+    tr, cr, ci = rules.T_REG.alias("pt"), rules.T_REG.alias("pc"), rules.T_REG.alias("pci")
     j = (
         base.join(vr, vr.c.code == village_code_col)
         .outerjoin(tr, tr.c.code == vr.c.township_code)
@@ -68,7 +69,7 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
     """In-scope households with no active pairing on the date (M1). With a unit scope: those in the
     villages assigned to the unit on the date. ``limit``: only the first rows by household id."""
     with Conn(bind) as conn:
-        hh, r = m.T_HH.alias("hh"), m.T_REG.alias("r")
+        hh, r = rules.T_HH.alias("hh"), rules.T_REG.alias("r")
         stored = summary.status_date(conn, as_of)
         if stored:  # the stored uncovered households of the date (a few per cent of them): any scope is cut in SQL
             us = schema.uncovered_status.alias("us")
@@ -80,10 +81,10 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
         else:
             village = hh.c.village_code
             base = hh.join(r, r.c.code == village)
-            conds = [m.uncovered_cond(hh, as_of)]
-        conds.append(m._region_filter(conn, r, scope.region))
+            conds = [rules.uncovered_cond(hh, as_of)]
+        conds.append(rules._region_filter(conn, r, scope.region))
         if scope.unit:
-            au = m._assigned_villages(as_of, scope.unit)
+            au = rules._assigned_villages(as_of, scope.unit)
             conds.append(village.in_(select(au.c.village_code)))
         cols = [hh.c.household_id, village.label("village_code")]
         names = []
@@ -108,13 +109,13 @@ def uncovered(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, un
 
 
 def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unmasked: bool = False,
-                  min_load: int = m.CAP + 1, limit: int | None = None) -> pd.DataFrame:
+                  min_load: int = rules.CAP + 1, limit: int | None = None) -> pd.DataFrame:
     """Helpers whose load on the date exceeds the cap (M2). ``min_load=1`` lists every loaded helper.
     ``limit``: only the first rows by load (highest first), then helper id. Loads are read from the
     stored helper status when the date has one."""
     with Conn(bind) as conn:
         loads = helper_loads(conn, as_of)
-        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        h, u, ur = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u"), rules.T_REG.alias("ur")
         cols = [h.c.helper_id, h.c.unit_id, loads.c.load]
         names = []
         if detail:
@@ -128,7 +129,7 @@ def cap_violators(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False
                 .join(u, u.c.unit_id == h.c.unit_id)
                 .join(ur, ur.c.code == u.c.region_code)
             )
-            .where(loads.c.load >= min_load, *m._helper_scope(conn, h, u, ur, scope))
+            .where(loads.c.load >= min_load, *rules._helper_scope(conn, h, u, ur, scope))
         )
         if limit is not None:
             q = q.order_by(loads.c.load.desc(), h.c.helper_id).limit(limit)
@@ -148,7 +149,7 @@ def helper_loads(conn, as_of: dt.date, helpers=None):
         if helpers is not None:
             q = q.where(hs.c.helper_id.in_(helpers))
         return q.subquery("loads")
-    return m._helper_loads(as_of, helpers)
+    return rules._helper_loads(as_of, helpers)
 
 
 def pairing_gaps(conn, as_of: dt.date, scope: Scope, overdue_only: bool = False):
@@ -157,8 +158,8 @@ def pairing_gaps(conn, as_of: dt.date, scope: Scope, overdue_only: bool = False)
     interval_months, is_overdue (0/1). Read from the stored pairing status when the date has one.
     ``overdue_only``: the overdue ones may come alone (then, on a date without a stored status, they are read
     from the stored overdue spans when the refresh wrote them)."""
-    if overdue_only and not summary.status_date(conn, as_of) and m.spans_stored(conn):
-        return m.spans_on(conn, as_of, scope).subquery("gaps")
+    if overdue_only and not summary.status_date(conn, as_of) and summary.spans_stored(conn):
+        return summary.spans_on(conn, as_of, scope).subquery("gaps")
     if summary.status_date(conn, as_of):
         st = schema.pairing_status.alias("st")
         q = select(st.c.pairing_id, st.c.helper_id, st.c.household_id, st.c.unit_id, st.c.village_code,
@@ -167,12 +168,12 @@ def pairing_gaps(conn, as_of: dt.date, scope: Scope, overdue_only: bool = False)
         if scope.unit:
             q = q.where(st.c.unit_id == scope.unit)
         if scope.region:
-            r = m.T_REG.alias("gr_scope")
-            q = q.join_from(st, r, r.c.code == st.c.village_code).where(m._region_filter(conn, r, scope.region))
+            r = rules.T_REG.alias("gr_scope")
+            q = q.join_from(st, r, r.c.code == st.c.village_code).where(rules._region_filter(conn, r, scope.region))
         return q.subquery("gaps")
-    ap, ref, cutoff = m._pairing_status(conn, as_of, scope)
+    ap, ref, cutoff = rules._pairing_status(conn, as_of, scope)
     return select(ap.c.pairing_id, ap.c.helper_id, ap.c.household_id, ap.c.unit_id, ap.c.village_code,
-                  ap.c.start_date, ap.c.last_visit, m.days_between(conn, as_of, ref).label("gap_days"),
+                  ap.c.start_date, ap.c.last_visit, rules.days_between(conn, as_of, ref).label("gap_days"),
                   ap.c.interval_months, case((ref < cutoff, 1), else_=0).label("is_overdue")).subquery("gaps")
 
 
@@ -188,7 +189,7 @@ def overdue(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, unma
                 ap.c.interval_months, ap.c.is_overdue]
         names = []
         if detail:
-            h, u, hh = m.T_HELP.alias("dh"), m.T_UNIT.alias("du"), m.T_HH.alias("dhh")
+            h, u, hh = rules.T_HELP.alias("dh"), rules.T_UNIT.alias("du"), rules.T_HH.alias("dhh")
             base = base.join(h, h.c.helper_id == ap.c.helper_id).join(u, u.c.unit_id == h.c.unit_id).join(
                 hh, hh.c.household_id == ap.c.household_id)
             base, places = _place_join(base, ap.c.village_code)
@@ -239,8 +240,8 @@ def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, u
                limit: int | None = None) -> pd.DataFrame:
     """Replacements ended on or before the date without county approval (M5)."""
     with Conn(bind) as conn:
-        p, hh = m.T_PAIR.alias("p"), m.T_HH.alias("hh")
-        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        p, hh = rules.T_PAIR.alias("p"), rules.T_HH.alias("hh")
+        h, u, ur = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u"), rules.T_REG.alias("ur")
         cols = [p.c.pairing_id, p.c.helper_id, p.c.end_date, p.c.end_reason]
         names = []
         if detail:
@@ -255,8 +256,8 @@ def unapproved(bind, as_of: dt.date, scope: Scope = ALL, detail: bool = False, u
                 .join(u, u.c.unit_id == h.c.unit_id)
                 .join(ur, ur.c.code == u.c.region_code)
             )
-            .where(m._replacement_cond(p, as_of), m._unapproved_cond(p), m.in_scope(hh),
-                   *m._helper_scope(conn, h, u, ur, scope))
+            .where(rules._replacement_cond(p, as_of), rules._unapproved_cond(p), rules.in_scope(hh),
+                   *rules._helper_scope(conn, h, u, ur, scope))
         )
         if limit is not None:
             q = q.order_by(p.c.pairing_id).limit(limit)

@@ -159,7 +159,7 @@ VISIT_MODES = ("in_home", "phone", "sms", "wechat")
 GRADES = ("excellent", "qualified", "unqualified")
 
 # Precomputed metric summaries (issue: province scale). One row per (kind, date, unit, village) with
-# the summed fields of that kind's fact rows (metrics.METRIC_FIELDS order in n1..n4). Written only by
+# the summed fields of that kind's fact rows (registry fields' order in n1..n4). Written only by
 # summary.refresh — inside each import's transaction and by `bangfu refresh`.
 metric_summary = Table(
     "metric_summary",

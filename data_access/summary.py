@@ -6,7 +6,7 @@ Every stored kind has a *base grain* — what one summed row stands for — and 
 coarser grains, so that a question is answered from the coarsest rows that can answer it exactly:
 
 - household-based kinds (coverage, cadence, photos, gaps) are stored per village and rolled up to
-  county, city and province (the household's region at that level, ``metrics.group_key``);
+  county, city and province (the household's region at that level, ``rules.group_key``);
 - helper-based kinds (cap, replacements, ratings) are stored per unit and rolled up to the unit's
   region at county, city and province level (the unit's own region where it sits above the level:
   exactly how ``metrics._aggregate`` groups them, so the 省直/市直 rows come out the same);
@@ -18,8 +18,12 @@ Besides the counts, the refresh stores for its *today* the per-pairing cadence f
 distribution ("gaps") and, per calendar month, the in-home visits and photos ("photos").
 
 The figures are those of the live path by construction: a summary row is the sum of the very fact
-rows (metrics._*_rows) the live path aggregates, and both paths are aggregated by the same
-metrics._aggregate. tests/test_summary.py checks the two agree on every grouping and scope.
+rows (rules._*_rows) the live path aggregates, and both paths are aggregated by the same
+metrics._aggregate. tests/test_summary.py checks the two agree on every grouping and scope. A metric declared
+in the registry with fact rows of its own (registry.generic) is stored the same way for every summary date.
+
+This is the store layer: it reads rules.py and registry.py, never the query above it (metrics.py, which reads
+the rows stored here); besides writing, it answers what is stored (stored_rows, stored_before, spans_on).
 """
 
 from __future__ import annotations
@@ -34,15 +38,16 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import NullType
 
-from . import metrics as m
+from . import registry, rules, schema
 from . import settings
+from .scope import ALL, Scope
 from .dates import last_month_ends, month_end, previous_month_end
 from .schema import (LEVEL_RANK, helper_status, metric_summary, overdue_spans, pairing_status, rating_missing, ratings,
                      summary_snapshots, uncovered_status)
 
 log = logging.getLogger("bangfu.summary")
 
-# The version of the rules (RULES.md as implemented by metrics.py) that stored summaries were computed with.
+# The version of the rules (RULES.md as implemented by rules.py) that stored summaries were computed with.
 # Raise it whenever a change can alter a stored figure: readers then use only rows of the current version
 # (older ones count as not stored, so pages compute live), and `bangfu db upgrade`, `bangfu refresh` and the
 # running service (ensure_current) recompute every stored date.
@@ -64,7 +69,7 @@ KINDS = {
 }
 DAY_KINDS = ("coverage", "coverage_assigned", "cadence", "cadence_unit", "cap", "replacements")
 SLOTS = ("n1", "n2", "n3", "n4")
-FIELDS = dict(m.METRIC_FIELDS, gaps=["on_time", "overdue"])
+GAP_FIELDS = ["on_time", "overdue"]
 # gap distribution: days since the reference date in 15-day buckets, 180 days and more in the last
 GAP_BIN, GAP_CAP = 15, 180
 
@@ -74,8 +79,25 @@ def gap_bucket(gap_days) -> ColumnElement:
     return case((gap_days >= GAP_CAP, GAP_CAP // GAP_BIN), else_=gap_days // GAP_BIN)
 
 
+def kind_spec(kind: str) -> tuple:
+    """KINDS[kind], or for a metric declared in the registry with its own fact rows (registry.generic): its
+    rows summed per village or per unit, rolled up to county, city and province."""
+    if kind in KINDS:
+        return KINDS[kind]
+    metric = registry.metric(kind)
+    if metric.rows is None:
+        raise ValueError(f"metric '{kind}' is not stored")
+    return kind, metric.basis, "village" if metric.basis == "village" else "unit", REGION_ROLLUPS
+
+
+def day_kinds() -> tuple[str, ...]:
+    """The kinds stored for every summary date: the six rules' and the registry's generic metrics'."""
+    return DAY_KINDS + tuple(m.name for m in registry.generic())
+
+
 def fields_of(kind: str) -> list[str]:
-    return FIELDS[KINDS[kind][0]]
+    metric = kind_spec(kind)[0]
+    return GAP_FIELDS if metric == "gaps" else registry.fields(metric)
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -84,10 +106,10 @@ def fields_of(kind: str) -> list[str]:
 def _region_level(conn: Connection, code: str | None) -> str | None:
     if not code:
         return None
-    return m.region_level(conn, code) or "unknown"
+    return rules.region_level(conn, code) or "unknown"
 
 
-def choose(conn: Connection, metric_kind: str, by: str, scope: m.Scope) -> tuple[str, str] | None:
+def choose(conn: Connection, metric_kind: str, by: str, scope: Scope) -> tuple[str, str] | None:
     """(stored kind, grain) whose rows answer (metric, grouping, scope) exactly; None when only the
     live path can."""
     level = _region_level(conn, scope.region)
@@ -98,7 +120,7 @@ def choose(conn: Connection, metric_kind: str, by: str, scope: m.Scope) -> tuple
         if by not in ("province", "city", "county", "unit") or level not in (None, *REGION_ROLLUPS):
             return None
         kind = "cadence_unit"
-    _, _, base, rollups = KINDS[kind]
+    _, _, base, rollups = kind_spec(kind)
     if base in ("unit_village", "unit_county"):
         return kind, ("unit_all" if by == "unit" and not scope.region else base)
     if scope.unit or by == "unit":
@@ -121,7 +143,69 @@ def available(conn: Connection, kind: str, as_of: dt.date) -> bool:
     return bool(stored_dates(conn, kind, [as_of]))
 
 
-def _select_rows(conn: Connection, kind: str, grain: str, dates: list[dt.date], scope: m.Scope, with_date: bool = False,
+# --- a date between stored ones: the stored date before it, corrected by what changed in between (metrics.py)
+# Coverage and load change only where a pairing starts or ends: a household's (a helper's) fact row on D equals
+# its row on the stored date S < D unless one of its pairings has start_date or end_date in (S, D]. So the
+# fact rows of D are S's stored base rows, minus S's rows of those households (helpers), plus their rows on D.
+DELTA_MAX_DAYS = 62
+
+
+def stored_before(conn: Connection, kind: str, as_of: dt.date) -> dt.date | None:
+    """The latest date before as_of (at most DELTA_MAX_DAYS) whose ``kind`` summary is stored for the current
+    rules, or None."""
+    ss = schema.summary_snapshots
+    d = conn.execute(select(func.max(ss.c.as_of)).where(
+        ss.c.kind == kind, ss.c.as_of < as_of, ss.c.as_of >= as_of - dt.timedelta(days=DELTA_MAX_DAYS),
+        ss.c.rules_version == RULES_VERSION)).scalar()
+    return None if d is None else d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
+
+
+def spans_on(conn: Connection, as_of: dt.date, scope: Scope, helpers=None):
+    """The overdue pairings of a date read from the stored spans: a select of pairing_id, helper_id,
+    household_id, unit_id, village_code, start_date, last_visit, gap_days, interval_months, is_overdue (1),
+    within the scope (the household's region, the helper's unit) and, given ``helpers`` (a select of
+    helper ids), only theirs."""
+    parts = []
+    for open_ in (False, True):  # two index ranges: closed pieces starting in (D - rules.SPAN_CHUNK, D], open spans
+        s = schema.overdue_spans.alias("os_open" if open_ else "os")
+        q = select(s.c.pairing_id, s.c.helper_id, s.c.household_id, s.c.unit_id, s.c.village_code, s.c.start_date,
+                   s.c.last_visit, rules.days_between(conn, as_of, s.c.ref_date).label("gap_days"), s.c.interval_months,
+                   literal(1).label("is_overdue"))
+        if open_:
+            q = q.where(s.c.overdue_to == rules.SPAN_OPEN, s.c.overdue_from <= as_of)
+        else:
+            q = q.where(s.c.overdue_from > as_of - dt.timedelta(days=rules.SPAN_CHUNK), s.c.overdue_from <= as_of,
+                        s.c.overdue_to > as_of, s.c.overdue_to != rules.SPAN_OPEN)
+        if scope.unit:
+            q = q.where(s.c.unit_id == scope.unit)
+        if scope.region:
+            r = rules.T_REG.alias("os_open_r" if open_ else "os_r")
+            q = q.join_from(s, r, r.c.code == s.c.village_code).where(rules._region_filter(conn, r, scope.region))
+        if helpers is not None:
+            q = q.where(s.c.helper_id.in_(helpers))
+        parts.append(q)
+    return parts[0].union_all(parts[1])
+
+
+def spans_stored(conn: Connection) -> bool:
+    """Are overdue spans of the current ledger and rules stored (a refresh wrote them)?"""
+    ss = schema.summary_snapshots
+    return conn.execute(select(ss.c.as_of).where(ss.c.kind == "spans", ss.c.rules_version == RULES_VERSION)
+                        .limit(1)).first() is not None
+
+
+def cadence_span_rows(conn: Connection, as_of: dt.date, scope: Scope):
+    """M3 fact rows from the stored spans: one row per active in-scope pairing (active_pairings=1,
+    overdue=0) and one per overdue span containing the date (active_pairings=0, overdue=1). A pairing has
+    at most one span on a day, and only while it is active, so the sums are those of ``_cadence_rows``."""
+    a = rules.active_pairing_rows(conn, as_of, scope).subquery("act")
+    o = spans_on(conn, as_of, scope).subquery("ovd")
+    return select(a.c.village_code, a.c.unit_id, literal(1).label("active_pairings"), literal(0).label("overdue")
+                  ).union_all(select(o.c.village_code, o.c.unit_id, literal(0), literal(1)))
+
+
+
+def _select_rows(conn: Connection, kind: str, grain: str, dates: list[dt.date], scope: Scope, with_date: bool = False,
                  with_bucket: bool = False):
     """The stored rows of (kind, grain) on the dates as a fact-row select (village_code, unit_id and
     the kind's fields), filtered to the scope the way the live rows are."""
@@ -137,16 +221,16 @@ def _select_rows(conn: Connection, kind: str, grain: str, dates: list[dt.date], 
         q = q.where(s.c.unit_id == scope.unit)
     if scope.region:
         if grain == "unit":  # helper-based base rows: the unit's region
-            u, ur = m.T_UNIT.alias("su"), m.T_REG.alias("sur")
+            u, ur = rules.T_UNIT.alias("su"), rules.T_REG.alias("sur")
             q = q.join_from(s, u, u.c.unit_id == s.c.unit_id).join(ur, ur.c.code == u.c.region_code).where(
-                m._region_filter(conn, ur, scope.region))
+                rules._region_filter(conn, ur, scope.region))
         else:  # a village, county, city or province code (a roll-up's group)
-            r = m.T_REG.alias("sr")
-            q = q.join_from(s, r, r.c.code == s.c.village_code).where(m._region_filter(conn, r, scope.region))
+            r = rules.T_REG.alias("sr")
+            q = q.join_from(s, r, r.c.code == s.c.village_code).where(rules._region_filter(conn, r, scope.region))
     return q
 
 
-def stored_rows(conn: Connection, metric_kind: str, by: str, scope: m.Scope, dates: list[dt.date]):
+def stored_rows(conn: Connection, metric_kind: str, by: str, scope: Scope, dates: list[dt.date]):
     """(rows subquery, basis) from the summaries for (metric, grouping, scope) on the dates, or None
     when a date is not stored or the question is finer than the stored grains."""
     pick = choose(conn, metric_kind, by, scope)
@@ -161,7 +245,7 @@ def stored_rows(conn: Connection, metric_kind: str, by: str, scope: m.Scope, dat
     return _select_rows(conn, kind, grain, list(dates), scope).subquery("rows"), basis
 
 
-def totals_by_date(conn: Connection, metric_kind: str, scope: m.Scope, dates: list[dt.date]) -> dict[dt.date, dict]:
+def totals_by_date(conn: Connection, metric_kind: str, scope: Scope, dates: list[dt.date]) -> dict[dt.date, dict]:
     """Province-level totals of a metric on each stored date (one query for all of them): the
     trend's points. Dates without a stored summary are left out."""
     pick = choose(conn, metric_kind, "province", scope)
@@ -181,7 +265,7 @@ def totals_by_date(conn: Connection, metric_kind: str, scope: m.Scope, dates: li
     return out
 
 
-def photo_pieces(conn: Connection, start: dt.date, end: dt.date, by: str, scope: m.Scope):
+def photo_pieces(conn: Connection, start: dt.date, end: dt.date, by: str, scope: Scope):
     """Split start..end into calendar-month pieces answered by the stored "photos" summaries (a month
     from its first day up to a stored date) and the day ranges left for the live count.
     Returns (selects of stored fact rows, [(first, last) live ranges])."""
@@ -209,7 +293,7 @@ def photo_pieces(conn: Connection, start: dt.date, end: dt.date, by: str, scope:
     return selects, live
 
 
-def gap_counts(conn: Connection, as_of: dt.date, scope: m.Scope):
+def gap_counts(conn: Connection, as_of: dt.date, scope: Scope):
     """The stored gap distribution for (date, scope): DataFrame rows (bucket, on_time, overdue), or
     None when it is not stored or the scope is finer than the stored grains."""
     pick = None if scope.unit else choose(conn, "gaps", "province", scope)  # stored without the unit
@@ -263,16 +347,16 @@ def _store_base(conn: Connection, kind: str, as_of: dt.date, rows_select, bucket
     """Sum fact rows (village_code, unit_id, fields…) into the kind's base grain."""
     fields = fields_of(kind)
     rows = rows_select.subquery("rows")
-    grain = KINDS[kind][2]
+    grain = kind_spec(kind)[2]
     src, unit, place = rows, rows.c.unit_id, rows.c.village_code
     if grain == "village":
         unit = literal(None, String)
     elif grain == "unit":
         place = literal(None, String)
     elif grain == "unit_county":
-        gr = m.T_REG.alias("gr")
+        gr = rules.T_REG.alias("gr")
         src = rows.join(gr, gr.c.code == rows.c.village_code)
-        place = m.group_key(gr, "county")
+        place = rules.group_key(gr, "county")
     bucket = rows.c[bucket_col] if bucket_col else None
     group = [c for c, keep in ((unit, grain != "village"), (place, grain != "unit")) if keep]
     if bucket is not None:
@@ -284,7 +368,7 @@ def _store_base(conn: Connection, kind: str, as_of: dt.date, rows_select, bucket
 def _store_rollups(conn: Connection, kind: str, dates: list[dt.date] | None = None) -> None:
     """Sum the base rows of a kind (on the given dates, or all stored) into each roll-up grain:
     one statement per grain for all the dates."""
-    _, basis, base, rollups = KINDS[kind]
+    _, basis, base, rollups = kind_spec(kind)
     s = metric_summary.alias("b")
     sums = [func.sum(s.c[slot]) for slot in SLOTS]
     where = [s.c.kind == kind, s.c.grain == base]
@@ -295,14 +379,14 @@ def _store_rollups(conn: Connection, kind: str, dates: list[dt.date] | None = No
             src, unit, key = s, s.c.unit_id, literal(None, String)
             group = [s.c.as_of, s.c.unit_id, s.c.bucket]
         elif basis == "unit":
-            u, ur = m.T_UNIT.alias("ru"), m.T_REG.alias("rur")
+            u, ur = rules.T_UNIT.alias("ru"), rules.T_REG.alias("rur")
             src = s.join(u, u.c.unit_id == s.c.unit_id).join(ur, ur.c.code == u.c.region_code)
-            unit, key = literal(None, String), m.group_key(ur, g)
+            unit, key = literal(None, String), rules.group_key(ur, g)
             group = [s.c.as_of, key, s.c.bucket]
         else:
-            gr = m.T_REG.alias("rgr")
+            gr = rules.T_REG.alias("rgr")
             src = s.join(gr, gr.c.code == s.c.village_code)
-            unit, key = literal(None, String), m.group_key(gr, g)
+            unit, key = literal(None, String), rules.group_key(gr, g)
             group = [s.c.as_of, key, s.c.bucket]
         sel = (
             select(literal(kind, String), literal(g, String), s.c.as_of, unit, key, s.c.bucket, *sums)
@@ -340,7 +424,7 @@ def _temp(conn: Connection, name: str, sel) -> Table:
 def _last_visit_table(conn: Connection, dates: list[dt.date]) -> Table:
     """The latest in-home visit on or before each date per (household, helper), made in one pass over
     the visits (column last_<i> for dates[i])."""
-    v = m.T_VIS.alias("v")
+    v = rules.T_VIS.alias("v")
     sel = (
         select(v.c.household_id, v.c.helper_id,
                *[func.max(v.c.visit_date).filter(v.c.visit_date <= d).label(f"last_{i}") for i, d in enumerate(dates)])
@@ -355,17 +439,17 @@ def _last_visit_table(conn: Connection, dates: list[dt.date]) -> Table:
 
 def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: str) -> None:
     """Coverage (region and assigned-village mode) and replacements of every date from one pass each
-    (metrics.household_coverage_on, metrics.assigned_coverage_on, metrics.replacements_on) summed per
+    (rules.household_coverage_on, rules.assigned_coverage_on, rules.replacements_on) summed per
     village / unit × village / unit into temporary tables."""
     t0 = time.perf_counter()
-    hc = m.household_coverage_on(conn, dates, m.ALL).subquery("hc")
+    hc = rules.household_coverage_on(conn, dates, ALL).subquery("hc")
     sums = [func.count().label("households")]
     for i in range(len(dates)):
         sums += [func.sum(hc.c[f"covered_{i}"]).label(f"covered_{i}"), func.sum(hc.c[f"weak_{i}"]).label(f"weak_{i}")]
     cov = _temp(conn, "tmp_coverage", select(hc.c.village_code, *sums).group_by(hc.c.village_code))
     log.info("coverage of every household on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
     t0 = time.perf_counter()
-    rp = m.replacements_on(conn, dates, m.ALL).subquery("rp")
+    rp = rules.replacements_on(conn, dates, ALL).subquery("rp")
     sums = []
     for i in range(len(dates)):
         sums += [func.sum(rp.c[f"replacements_{i}"]).label(f"replacements_{i}"),
@@ -373,7 +457,7 @@ def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: 
     rep = _temp(conn, "tmp_replacements", select(rp.c.unit_id, *sums).group_by(rp.c.unit_id))
     log.info("replacements on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
     t0 = time.perf_counter()
-    ac = m.assigned_coverage_on(conn, dates, m.ALL).subquery("ac")
+    ac = rules.assigned_coverage_on(conn, dates, ALL).subquery("ac")
     sums = []
     for i in range(len(dates)):
         sums += [func.sum(ac.c[f"{f}_{i}"]).label(f"{f}_{i}") for f in ("on", "covered", "weak")]
@@ -401,26 +485,26 @@ def _store_coverage_replacements(conn: Connection, dates: list[dt.date], stamp: 
 
 def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.date], stamp: str) -> None:
     """Cadence and cap of every date from one pass each: the pairings with each date's last visit
-    (metrics.pairing_dates) and every date's helper loads (metrics.helper_loads_on) are computed once
+    (rules.pairing_dates) and every date's helper loads (rules.helper_loads_on) are computed once
     into temporary tables; each date's facts are then read from those. On the status_days also the
     per-pairing and per-helper status and the gap distribution."""
     t0 = time.perf_counter()
     lv = _last_visit_table(conn, dates)
-    pd_ = _temp(conn, "tmp_pairing_dates", m.pairing_dates(conn, dates, m.ALL, lv))
+    pd_ = _temp(conn, "tmp_pairing_dates", rules.pairing_dates(conn, dates, ALL, lv))
     log.info("pairings with the last visit on %d dates: %.1f s", len(dates), time.perf_counter() - t0)
     t0 = time.perf_counter()
     sums = []
     for i, d in enumerate(dates):
-        act = m.active_on(pd_, d)
+        act = rules.active_on(pd_, d)
         sums += [func.sum(case((act, 1), else_=0)).label(f"a_{i}"),
-                 func.sum(case((and_(act, m.overdue_on(pd_, i, d)), 1), else_=0)).label(f"o_{i}")]
+                 func.sum(case((and_(act, rules.overdue_on(pd_, i, d)), 1), else_=0)).label(f"o_{i}")]
     # the two base grains of the cadence kinds, for every date at once
-    gr = m.T_REG.alias("gr")
-    county = m.group_key(gr, "county")
+    gr = rules.T_REG.alias("gr")
+    county = rules.group_key(gr, "county")
     cad_v = _temp(conn, "tmp_cadence_village", select(pd_.c.village_code, *sums).group_by(pd_.c.village_code))
     cad_u = _temp(conn, "tmp_cadence_unit", select(pd_.c.unit_id, county.label("village_code"), *sums)
                   .select_from(pd_.join(gr, gr.c.code == pd_.c.village_code)).group_by(pd_.c.unit_id, county))
-    loads = _temp(conn, "tmp_loads", m.helper_loads_on(dates).element)
+    loads = _temp(conn, "tmp_loads", rules.helper_loads_on(dates).element)
     log.info("cadence and loads grouped: %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
     for i, d in enumerate(dates):
@@ -431,30 +515,30 @@ def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.dat
             _store(conn, kind, d, facts, stamp)
         day_loads = select(loads.c.helper_id, loads.c[f"load_{i}"].label("load")).where(
             loads.c[f"load_{i}"] > 0).subquery("day_loads")
-        _store(conn, "cap", d, m._cap_rows(conn, d, m.ALL, day_loads), stamp)
+        _store(conn, "cap", d, rules._cap_rows(conn, d, ALL, day_loads), stamp)
     log.info("cadence and cap of %d dates stored: %.1f s", len(dates), time.perf_counter() - t0)
     for status_day in status_days:
         t0 = time.perf_counter()
         i = dates.index(status_day)
-        ref = m.reference_date(pd_.c[f"last_{i}"], pd_.c.start_date)
+        ref = rules.reference_date(pd_.c[f"last_{i}"], pd_.c.start_date)
         cols = ["as_of", "pairing_id", "helper_id", "household_id", "unit_id", "village_code", "start_date",
                 "last_visit", "gap_days", "interval_months", "overdue"]
         sel = select(literal(status_day, Date), pd_.c.pairing_id, pd_.c.helper_id, pd_.c.household_id, pd_.c.unit_id,
-                     pd_.c.village_code, pd_.c.start_date, pd_.c[f"last_{i}"], m.days_between(conn, status_day, ref),
-                     pd_.c.interval_months, case((m.overdue_on(pd_, i, status_day), 1), else_=0)
-                     ).where(m.active_on(pd_, status_day))
+                     pd_.c.village_code, pd_.c.start_date, pd_.c[f"last_{i}"], rules.days_between(conn, status_day, ref),
+                     pd_.c.interval_months, case((rules.overdue_on(pd_, i, status_day), 1), else_=0)
+                     ).where(rules.active_on(pd_, status_day))
         conn.execute(pairing_status.insert().from_select(cols, sel))
         log.info("pairing status of %s: %.1f s", status_day, time.perf_counter() - t0)
         # the gap distribution and each helper's overdue pairings: the same rows, read from the temporary
         # table they were made from (not from the freshly written, unanalysed pairing_status)
-        st = select(*[c.label(n) for c, n in zip(sel.selected_columns, cols)]).where(m.active_on(pd_, status_day))
+        st = select(*[c.label(n) for c, n in zip(sel.selected_columns, cols)]).where(rules.active_on(pd_, status_day))
         st = st.subquery("st")
         bucket = gap_bucket(st.c.gap_days)
         gaps = select(st.c.village_code, st.c.unit_id, bucket.label("bucket"),
                       (1 - st.c.overdue).label("on_time"), st.c.overdue.label("overdue"))
         _store(conn, "gaps", status_day, gaps, stamp, bucket_col="bucket")
         log.info("gaps of %s: %.1f s", status_day, time.perf_counter() - t0)
-        h = m.T_HELP.alias("sh")
+        h = rules.T_HELP.alias("sh")
         # a helper with an overdue pairing has a load (both count the active pairings with in-scope households)
         over = (select(st.c.helper_id, func.sum(st.c.overdue).label("overdue"))
                 .group_by(st.c.helper_id).subquery("over"))
@@ -466,7 +550,7 @@ def _store_days(conn: Connection, dates: list[dt.date], status_days: list[dt.dat
                          .outerjoin(over, over.c.helper_id == loads.c.helper_id))
             .where(loads.c[f"load_{i}"] > 0)))
         log.info("gaps and helper status of %s: %.1f s", status_day, time.perf_counter() - t0)
-        un = m.uncovered_rows(status_day).subquery("un")
+        un = rules.uncovered_rows(status_day).subquery("un")
         conn.execute(uncovered_status.insert().from_select(
             ["as_of", "household_id", "village_code"],
             select(literal(status_day, Date), un.c.household_id, un.c.village_code)))
@@ -485,12 +569,12 @@ def _month_key(conn: Connection, col):
 
 def _store_photos(conn: Connection, dates: list[dt.date], stamp: str) -> None:
     """Per summary date S, the in-home visits and photos of S's calendar month up to S: one pass over
-    the visits of the months, grouped by month, *segment* and village (metrics._photo_rows' facts).
+    the visits of the months, grouped by month, *segment* and village (rules._photo_rows' facts).
     A visit's segment is the first summary date on or after it, so that when two summary dates fall in
     one month the earlier one counts only the visits up to itself: S sums its month's segments <= S."""
     dates = sorted(dates)
     first = min(d.replace(day=1) for d in dates)
-    rows = m._photo_rows(conn, first, max(dates), m.ALL).subquery("pr")
+    rows = rules._photo_rows(conn, first, max(dates), ALL).subquery("pr")
     month = _month_key(conn, rows.c.visit_date)
     segment = case(*[(rows.c.visit_date <= d, literal(i)) for i, d in enumerate(dates)], else_=literal(len(dates)))
     pm = _temp(conn, "tmp_photo_months", select(
@@ -531,12 +615,12 @@ def clear(conn: Connection, keep: Iterable[dt.date] = (), keep_status: Iterable[
 
 def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table | None = None,
                  since: dt.date | None = None) -> int:
-    """The overdue spans of every pairing (metrics.overdue_span_rows) in place of the stored ones: rows
+    """The overdue spans of every pairing (rules.overdue_span_rows) in place of the stored ones: rows
     deleted and inserted in the caller's transaction (no DDL on the table the pages read). ``households``
     (a table of household_id) and ``since`` (no visit before it changed): only the spans of those households'
-    pairings from each one's last reference date before ``since`` on (metrics.span_t0; the earlier ones stand)."""
+    pairings from each one's last reference date before ``since`` on (rules.span_t0; the earlier ones stand)."""
     t0 = time.perf_counter()
-    pairs = m.span_pairings()
+    pairs = rules.span_pairings()
     if households is not None:
         pairs = pairs.where(pairs.selected_columns.household_id.in_(select(households.c.household_id)))
     sp = _temp(conn, "tmp_span_pairs", pairs)
@@ -546,26 +630,26 @@ def _store_spans(conn: Connection, today: dt.date, stamp: str, households: Table
     if households is None:
         conn.execute(overdue_spans.delete())
     else:
-        first = _temp(conn, "tmp_span_t0", m.span_t0(sp, since))
+        first = _temp(conn, "tmp_span_t0", rules.span_t0(sp, since))
         if conn.dialect.name != "postgresql":
             conn.execute(text("CREATE INDEX tmp_span_t0_ix ON tmp_span_t0 (pairing_id)"))
         o = overdue_spans
         conn.execute(o.delete().where(select(first.c.pairing_id).where(
             first.c.pairing_id == o.c.pairing_id, o.c.ref_date >= first.c.t0).exists()))
     conn.execute(summary_snapshots.delete().where(summary_snapshots.c.kind == "spans"))
-    seg = _temp(conn, "tmp_span_segments", m.span_segments(conn, sp, first))
+    seg = _temp(conn, "tmp_span_segments", rules.span_segments(conn, sp, first))
     if conn.dialect.name != "postgresql":
         conn.execute(text("CREATE INDEX tmp_span_segments_ix ON tmp_span_segments (pairing_id)"))
     log.info("pairing reference dates: %.1f s", time.perf_counter() - t0)
-    whole = _temp(conn, "tmp_spans", m.overdue_span_rows(conn, sp, seg))
+    whole = _temp(conn, "tmp_spans", rules.overdue_span_rows(conn, sp, seg))
     log.info("overdue spans found: %.1f s", time.perf_counter() - t0)
-    longest = conn.execute(select(func.max(m.days_diff(conn, whole.c.overdue_to, whole.c.overdue_from))).where(
-        whole.c.overdue_to != m.SPAN_OPEN)).scalar() or 0
+    longest = conn.execute(select(func.max(rules.days_diff(conn, whole.c.overdue_to, whole.c.overdue_from))).where(
+        whole.c.overdue_to != rules.SPAN_OPEN)).scalar() or 0
     chunks = _temp(conn, "tmp_span_chunks", select(literal(0).label("i")))
-    n = int(longest) // m.SPAN_CHUNK + 1
+    n = int(longest) // rules.SPAN_CHUNK + 1
     if n > 1:
         conn.execute(chunks.insert(), [{"i": i} for i in range(1, n)])
-    rows = m.span_pieces(conn, whole, chunks)
+    rows = rules.span_pieces(conn, whole, chunks)
     conn.execute(overdue_spans.insert().from_select([c.name for c in rows.selected_columns], rows))
     _mark(conn, "spans", today, stamp)
     for name in ("tmp_span_pairs", "tmp_span_segments", "tmp_spans", "tmp_span_chunks") + (
@@ -592,7 +676,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     ``households`` (those an updated visit was moved away from). Falls back to everything when the stored summaries
     are not current (an older rules version, today missing) or no spans are stored."""
     today = today or settings.today()
-    if since is not None and (needs_refresh(conn, today) or not m.spans_stored(conn)):
+    if since is not None and (needs_refresh(conn, today) or not spans_stored(conn)):
         since = households = None
     dates = sorted(set(dates if dates is not None else default_dates(today)))
     years = sorted(set(years if years is not None else default_years(conn, today)))
@@ -609,7 +693,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         have = stored_dates(conn, "cadence", dates)
         keep = [d for d in dates if d in have
                 and (d < since if since is not None else d < today and d == month_end(d.year, d.month))
-                and all(available(conn, k, d) for k in (*DAY_KINDS, "photos"))
+                and all(available(conn, k, d) for k in (*day_kinds(), "photos"))
                 and (d not in status_days_of(today) or status_date(conn, d))]  # and their status (below)
     log.info("ledger statistics: %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
@@ -630,11 +714,16 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         # deleted and inserted under MVCC (SQLite: WAL), so readers keep the previous snapshot until commit.
         status_days = [max(todo)] + [d for d in dict.fromkeys((last_month, year_end)) if d in todo]
         _store_days(conn, todo, status_days, stamp)
+        for metric in registry.generic():  # a declared metric's fact rows, date by date
+            t0 = time.perf_counter()
+            for d in todo:
+                _store(conn, metric.name, d, metric.rows(conn, d, ALL), stamp)
+            log.info("%s on %d dates: %.1f s", metric.name, len(todo), time.perf_counter() - t0)
         t0 = time.perf_counter()
         _store_photos(conn, todo, stamp)
         log.info("photo months: %.1f s", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        for kind in (*DAY_KINDS, "photos", "gaps"):
+        for kind in (*day_kinds(), "photos", "gaps"):
             _store_rollups(conn, kind, todo)
         log.info("roll-ups: %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
@@ -646,7 +735,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
         conn.execute(t.delete().where(t.c.kind == "ratings", t.c.as_of.in_(year_ends)))
     conn.execute(rating_missing.delete().where(rating_missing.c.year.in_(years)))
     for y in years:
-        rows = _temp(conn, "tmp_ratings", m._ratings_rows(conn, y, m.ALL))
+        rows = _temp(conn, "tmp_ratings", rules._ratings_rows(conn, y, ALL))
         _store(conn, "ratings", dt.date(y, 12, 31), select(rows), stamp)
         # the helpers behind the year's "missing" count (views.missing_ratings reads them)
         conn.execute(rating_missing.insert().from_select(
@@ -659,7 +748,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
     if since is not None:
         # the households with a visit on or after ``since`` (every inserted visit's), and those an updated visit
         # was moved away from (``households``)
-        v = m.T_VIS
+        v = rules.T_VIS
         touched = _temp(conn, "tmp_touched_households",
                         select(v.c.household_id).where(v.c.visit_date >= since).distinct())
         ids = sorted(set(households or ()))
@@ -669,7 +758,7 @@ def refresh(conn: Connection, today: dt.date | None = None, dates: Iterable[dt.d
             conn.execute(text("ANALYZE tmp_touched_households"))
         _store_spans(conn, today, stamp, households=touched, since=since)
         conn.execute(text("DROP TABLE tmp_touched_households"))
-    elif not (only_missing and m.spans_stored(conn)):
+    elif not (only_missing and spans_stored(conn)):
         _store_spans(conn, today, stamp)
     t0 = time.perf_counter()
     # planner statistics of the freshly written tables (SQLite, without them, probes the stored loads
@@ -726,7 +815,7 @@ def needs_refresh(conn: Connection, today: dt.date) -> str | None:
         summary_snapshots.c.rules_version != RULES_VERSION).limit(1)).first()
     if stale:
         return "rules"
-    if not all(available(conn, k, today) for k in (*DAY_KINDS, "photos", "status")):
+    if not all(available(conn, k, today) for k in (*day_kinds(), "photos", "status")):
         return "today"
     return None
 

@@ -31,8 +31,9 @@ from sqlalchemy.exc import IntegrityError
 
 from . import audit, problems, schema, settings
 from . import metrics as m
+from . import rules
 from .db import BangfuError
-from .metrics import ALL, Conn, Scope
+from .scope import ALL, Conn, Scope
 
 KINDS = ("overdue", "cap", "uncovered", "unapproved")
 KIND_ZH = {"overdue": "走访逾期", "cap": "超出帮扶上限", "uncovered": "未结对覆盖", "unapproved": "调换未批准"}
@@ -74,32 +75,32 @@ def still_problems(conn: Connection, kind: str, as_of: dt.date, subjects) -> sel
     only their rows."""
     k = literal(kind, String(12)).label("kind")
     if kind == "overdue":
-        helpers = select(m.T_PAIR.c.helper_id).where(m.T_PAIR.c.pairing_id.in_(subjects))
+        helpers = select(rules.T_PAIR.c.helper_id).where(rules.T_PAIR.c.pairing_id.in_(subjects))
         if problems.summary.status_date(conn, as_of):
             g = problems.pairing_gaps(conn, as_of, ALL)
         else:
-            ap, ref, cutoff = m._pairing_status(conn, as_of, ALL, helpers=helpers)
+            ap, ref, cutoff = rules._pairing_status(conn, as_of, ALL, helpers=helpers)
             g = select(ap.c.pairing_id, case((ref < cutoff, 1), else_=0).label("is_overdue")).subquery("gaps")
         return select(k, g.c.pairing_id.label("subject")).where(g.c.is_overdue == 1, g.c.pairing_id.in_(subjects))
     if kind == "cap":
         loads = problems.helper_loads(conn, as_of, helpers=subjects)
-        return select(k, loads.c.helper_id.label("subject")).where(loads.c.load > m.CAP)
+        return select(k, loads.c.helper_id.label("subject")).where(loads.c.load > rules.CAP)
     if kind == "uncovered":
-        hh = m.T_HH.alias("shh")
+        hh = rules.T_HH.alias("shh")
         return select(k, hh.c.household_id.label("subject")).where(hh.c.household_id.in_(subjects),
-                                                                   m.uncovered_cond(hh, as_of))
+                                                                   rules.uncovered_cond(hh, as_of))
     if kind == "unapproved":
-        p, hh = m.T_PAIR.alias("sp"), m.T_HH.alias("sphh")
+        p, hh = rules.T_PAIR.alias("sp"), rules.T_HH.alias("sphh")
         return (select(k, p.c.pairing_id.label("subject"))
                 .select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-                .where(p.c.pairing_id.in_(subjects), m._replacement_cond(p, as_of), m._unapproved_cond(p),
-                       m.in_scope(hh)))
+                .where(p.c.pairing_id.in_(subjects), rules._replacement_cond(p, as_of), rules._unapproved_cond(p),
+                       rules.in_scope(hh)))
     raise SupervisionError(f"未知的问题类型 '{kind}'")
 
 
 def _order_place(conn: Connection):
     """(join from orders, region row of the order's place): the order's region, or its unit's seat."""
-    u, r = m.T_UNIT.alias("ou"), m.T_REG.alias("orr")
+    u, r = rules.T_UNIT.alias("ou"), rules.T_REG.alias("orr")
     place = func.coalesce(O.c.region_code, u.c.region_code)
     return O.join(u, u.c.unit_id == O.c.unit_id, isouter=True).join(r, r.c.code == place, isouter=True), u, r
 
@@ -111,7 +112,7 @@ def _visible(conn: Connection, r, u, scope: Scope) -> list:
     if scope.unit:
         conds.append(O.c.unit_id == scope.unit)
     if scope.region:
-        conds.append(m._region_filter(conn, r, scope.region))
+        conds.append(rules._region_filter(conn, r, scope.region))
     return conds
 
 
@@ -169,7 +170,7 @@ def orders(bind, as_of: dt.date, scope: Scope = ALL, unit: str | None = None) ->
     items = item_status(bind, as_of, scope, unit)
     with Conn(bind) as conn:
         base, u, r = _order_place(conn)
-        county = m.T_REG.alias("ocounty")
+        county = rules.T_REG.alias("ocounty")
         q = (select(O.c.order_id, O.c.kind, O.c.unit_id, u.c.name.label("unit_name"), O.c.region_code,
                     func.coalesce(county.c.name, r.c.name).label("place"), O.c.issued_on, O.c.deadline, O.c.note,
                     O.c.issued_by, R.c.text.label("response"))
@@ -311,9 +312,9 @@ def issue(engine: Engine, kind: str, unit_id: str, deadline: dt.date, as_of: dt.
         region = eff.region
         issued_by = user.username
     with engine.begin() as conn:
-        if conn.execute(select(m.T_UNIT.c.unit_id).where(m.T_UNIT.c.unit_id == unit_id)).first() is None:
+        if conn.execute(select(rules.T_UNIT.c.unit_id).where(rules.T_UNIT.c.unit_id == unit_id)).first() is None:
             raise SupervisionError(f"派出单位 {unit_id} 不存在")
-        if region and conn.execute(select(m.T_REG.c.code).where(m.T_REG.c.code == region)).first() is None:
+        if region and conn.execute(select(rules.T_REG.c.code).where(rules.T_REG.c.code == region)).first() is None:
             raise SupervisionError(f"区划 {region} 不存在")
         rows = _problem_rows(kind, conn, as_of, Scope(region=region, unit=unit_id))
         first = problems.CONTRACT_FIELDS[kind][0]

@@ -120,7 +120,7 @@ from . import audit
 from . import sessions
 from . import settings
 from .db import BangfuError
-from .metrics import ALL, Conn, Scope
+from .scope import ALL, Conn, Scope
 from .schema import LEVEL_RANK, USER_ROLES, login_throttle, regions, units, users
 
 ROLES = USER_ROLES

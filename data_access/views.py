@@ -17,10 +17,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import metrics as m
+from . import rules
 from . import problems as pb
 from . import schema, summary
 from .db import BangfuError, safe_url, short_error
-from .metrics import ALL, Conn, Scope
+from .scope import ALL, Conn, Scope
 from .privacy import mask_frame
 from .schema import LEVEL_RANK, LEVELS
 
@@ -122,7 +123,7 @@ def list_units(bind, region: str | None = None) -> pd.DataFrame:
         q = (
             select(u.c.unit_id, u.c.name, u.c.level, u.c.region_code, ur.c.name.label("region_name"))
             .select_from(u.join(ur, ur.c.code == u.c.region_code))
-            .where(m._region_filter(conn, ur, region))
+            .where(rules._region_filter(conn, ur, region))
             .order_by(u.c.unit_id)
         )
         rows = conn.execute(q).all()
@@ -277,18 +278,18 @@ def _no_jit(conn) -> None:
 
 
 def _pairing_status_of(conn, as_of: dt.date, scope: Scope, helpers):
-    """``metrics._pairing_status`` holding only the pairings of ``helpers`` (a select of helper ids).
+    """``rules._pairing_status`` holding only the pairings of ``helpers`` (a select of helper ids).
 
     Where the building block would take last(p) from one aggregate pass over every visit (a province-
     or city-wide question on PostgreSQL), that pass is limited to the visits of the households these
-    pairings are with (``metrics.own_last_visits(as_of, households)``), which is all that last(p) of
+    pairings are with (``rules.own_last_visits(as_of, households)``), which is all that last(p) of
     these pairings reads, a department colleague's visits included."""
     own_last = None
-    if m._wide(conn, scope):
-        p = m.T_PAIR.alias("wp")
-        own_last = m.own_last_visits(
-            as_of, select(p.c.household_id).where(p.c.helper_id.in_(helpers), m.active_on(p, as_of)))
-    return m._pairing_status(conn, as_of, scope, own_last, helpers=helpers)
+    if rules._wide(conn, scope):
+        p = rules.T_PAIR.alias("wp")
+        own_last = rules.own_last_visits(
+            as_of, select(p.c.household_id).where(p.c.helper_id.in_(helpers), rules.active_on(p, as_of)))
+    return rules._pairing_status(conn, as_of, scope, own_last, helpers=helpers)
 
 
 def _pairing_gaps_of(conn, as_of: dt.date, scope: Scope, helpers):
@@ -297,9 +298,9 @@ def _pairing_gaps_of(conn, as_of: dt.date, scope: Scope, helpers):
     if summary.status_date(conn, as_of):
         g = pb.pairing_gaps(conn, as_of, scope)  # stored rows: a plain select, filtered where it reads them
         return select(g.c.helper_id, g.c.is_overdue).where(g.c.helper_id.in_(helpers)).subquery("gaps")
-    if m.spans_stored(conn):  # the active pairings (no visit read) and those of them in an overdue span
-        a = m.active_pairing_rows(conn, as_of, scope, helpers).subquery("act")
-        o = m.spans_on(conn, as_of, scope, helpers).subquery("ovd")
+    if summary.spans_stored(conn):  # the active pairings (no visit read) and those of them in an overdue span
+        a = rules.active_pairing_rows(conn, as_of, scope, helpers).subquery("act")
+        o = summary.spans_on(conn, as_of, scope, helpers).subquery("ovd")
         return (select(a.c.helper_id, case((o.c.pairing_id.is_(None), 0), else_=1).label("is_overdue"))
                 .select_from(a.outerjoin(o, o.c.pairing_id == a.c.pairing_id)).subquery("gaps"))
     ps, ref, cutoff = _pairing_status_of(conn, as_of, scope, helpers)
@@ -307,12 +308,12 @@ def _pairing_gaps_of(conn, as_of: dt.date, scope: Scope, helpers):
 
 
 def _scope_helpers(conn, scope: Scope):
-    """The helper ids a helper-based list of the scope shows (``metrics._helper_scope``), as a select."""
-    h, u, ur = m.T_HELP.alias("sh"), m.T_UNIT.alias("su"), m.T_REG.alias("sur")
+    """The helper ids a helper-based list of the scope shows (``rules._helper_scope``), as a select."""
+    h, u, ur = rules.T_HELP.alias("sh"), rules.T_UNIT.alias("su"), rules.T_REG.alias("sur")
     return (
         select(h.c.helper_id)
         .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code))
-        .where(*m._helper_scope(conn, h, u, ur, scope))
+        .where(*rules._helper_scope(conn, h, u, ur, scope))
     )
 
 
@@ -336,7 +337,7 @@ def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool =
     helpers before grouping and before any visit is looked up."""
     with Conn(bind) as conn:
         _no_jit(conn)
-        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        h, u, ur = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u"), rules.T_REG.alias("ur")
         shown = _scope_helpers(conn, scope)
         loads = pb.helper_loads(conn, as_of, helpers=shown)
         gaps = _pairing_gaps_of(conn, as_of, Scope(unit=scope.unit) if scope.unit else scope, shown)
@@ -346,7 +347,7 @@ def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool =
             .group_by(gaps.c.helper_id)
             .subquery("counts")
         )
-        rt = m.T_RATE.alias("rt")
+        rt = rules.T_RATE.alias("rt")
         q = (
             select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
                    h.c.department, h.c.category, h.c.phone, func.coalesce(loads.c.load, 0).label("load"),
@@ -359,7 +360,7 @@ def unit_helpers(bind, as_of: dt.date, year: int, scope: Scope, unmasked: bool =
                 .outerjoin(counts, counts.c.helper_id == h.c.helper_id)
                 .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year))
             )
-            .where(*m._helper_scope(conn, h, u, ur, scope))
+            .where(*rules._helper_scope(conn, h, u, ur, scope))
         )
         rows = conn.execute(q).all()
     df = pd.DataFrame([tuple(x) for x in rows], columns=[
@@ -379,8 +380,8 @@ def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False
     whether active on the date and, for active in-scope ones, the last visit, gap and overdue flag (M3).
     Within a ``scope``, only what ``_helper_household_filter`` lets it see."""
     with Conn(bind) as conn:
-        p, hh = m.T_PAIR.alias("p"), m.T_HH.alias("hh")
-        sr = m.T_REG.alias("psr")
+        p, hh = rules.T_PAIR.alias("p"), rules.T_HH.alias("hh")
+        sr = rules.T_REG.alias("psr")
         base, places = pb._place_join(
             p.join(hh, hh.c.household_id == p.c.household_id).join(sr, sr.c.code == hh.c.village_code),
             hh.c.village_code)
@@ -388,7 +389,7 @@ def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False
             select(p.c.pairing_id, p.c.household_id, hh.c.head_name, hh.c.status,
                    places["village"].label("village"), places["township"].label("township"),
                    places["county"].label("county"), p.c.start_date, p.c.end_date, p.c.end_reason, p.c.approved,
-                   m.active_on(p, as_of).label("active"))
+                   rules.active_on(p, as_of).label("active"))
             .select_from(base)
             .where(p.c.helper_id == helper_id, p.c.start_date <= as_of,
                    _helper_household_filter(conn, helper_id, scope, sr))
@@ -397,7 +398,7 @@ def helper_pairings(bind, as_of: dt.date, helper_id: str, unmasked: bool = False
         df = pd.DataFrame([tuple(x) for x in rows], columns=[
             "pairing_id", "household_id", "head_name", "status", "village", "township", "county", "start_date",
             "end_date", "end_reason", "approved", "active"])
-        unit = conn.execute(select(m.T_HELP.c.unit_id).where(m.T_HELP.c.helper_id == helper_id)).scalar()
+        unit = conn.execute(select(rules.T_HELP.c.unit_id).where(rules.T_HELP.c.helper_id == helper_id)).scalar()
         status = pb.overdue(conn, as_of, Scope(unit=unit), include_all=True) if unit else None
     if status is not None and len(status):
         status = status[status["helper_id"] == helper_id][["pairing_id", "last_visit", "gap_days", "interval_months",
@@ -423,8 +424,8 @@ def helper_visits(bind, helper_id: str, start: dt.date | None = None, end: dt.da
                   unmasked: bool = False, scope: Scope = ALL) -> pd.DataFrame:
     """Contacts one helper made (any mode) dated start..end inclusive, oldest first. Within a ``scope``,
     only what ``_helper_household_filter`` lets it see."""
-    v, hh = m.T_VIS.alias("v"), m.T_HH.alias("hh")
-    sr = m.T_REG.alias("vsr")
+    v, hh = rules.T_VIS.alias("v"), rules.T_HH.alias("hh")
+    sr = rules.T_REG.alias("vsr")
     q = (
         select(v.c.visit_id, v.c.visit_date, v.c.household_id, hh.c.head_name, v.c.mode, v.c.photo_uploaded)
         .select_from(v.outerjoin(hh, hh.c.household_id == v.c.household_id)
@@ -456,18 +457,18 @@ def missing_ratings(bind, year: int, scope: Scope = ALL, unmasked: bool = False,
     rating for it — the rows behind metrics.ratings(...)['missing'] (its fact rows, or their stored copy
     for a refreshed rating year)."""
     with Conn(bind) as conn:
-        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
+        h, u, ur = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u"), rules.T_REG.alias("ur")
         if summary.available(conn, "ratings", dt.date(year, 12, 31)):  # stored with the year's ratings
             rm = schema.rating_missing.alias("rm")
             missing = [h.c.helper_id.in_(select(rm.c.helper_id).where(rm.c.year == year))]
         else:  # the metric's own fact rows (what the refresh stores): one definition of "missing"
-            facts = m._ratings_rows(conn, year, scope).subquery("facts")
+            facts = rules._ratings_rows(conn, year, scope).subquery("facts")
             missing = [h.c.helper_id.in_(select(facts.c.helper_id).where(facts.c.missing == 1))]
         q = (
             select(h.c.helper_id, h.c.name.label("helper_name"), h.c.unit_id, u.c.name.label("unit_name"),
                    h.c.department, h.c.category, h.c.phone)
             .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code))
-            .where(*m._helper_scope(conn, h, u, ur, scope), *missing)
+            .where(*rules._helper_scope(conn, h, u, ur, scope), *missing)
         )
         if limit is not None:  # the first rows by helper id
             q = q.order_by(h.c.helper_id).limit(limit)
@@ -496,25 +497,25 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
     d = rating_check_date(year, as_of)
     with Conn(bind) as conn:
         _no_jit(conn)
-        rt = m.T_RATE.alias("xr")
+        rt = rules.T_RATE.alias("xr")
         excellent = select(rt.c.helper_id).where(rt.c.year == year, rt.c.grade == "excellent")
         if scope == ALL and summary.status_date(conn, d):
             # province-wide on a status date: the stored loads and overdue pairings of every helper
             # (helper_status: the same loads and the sum of the same pairing status as below)
-            hs, h, u = schema.helper_status.alias("hs"), m.T_HELP.alias("h"), m.T_UNIT.alias("u")
+            hs, h, u = schema.helper_status.alias("hs"), rules.T_HELP.alias("h"), rules.T_UNIT.alias("u")
             q = (select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone,
                         hs.c.load, hs.c.overdue)
                  .select_from(hs.join(h, h.c.helper_id == hs.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
-                 .where(hs.c.as_of == d, hs.c.helper_id.in_(excellent), or_(hs.c.load > m.CAP, hs.c.overdue > 0)))
+                 .where(hs.c.as_of == d, hs.c.helper_id.in_(excellent), or_(hs.c.load > rules.CAP, hs.c.overdue > 0)))
             if limit is not None:  # the first rows by helper id
                 q = q.order_by(h.c.helper_id).limit(limit)
             return _excellent_frame(conn.execute(q).all(), d, unmasked)
         # M2: the load of each excellent helper whose unit is in the scope (problems.cap_violators)
-        xh, xu, xur = m.T_HELP.alias("xh"), m.T_UNIT.alias("xu"), m.T_REG.alias("xur")
+        xh, xu, xur = rules.T_HELP.alias("xh"), rules.T_UNIT.alias("xu"), rules.T_REG.alias("xur")
         excellent_here = (
             select(xh.c.helper_id)
             .select_from(xh.join(xu, xu.c.unit_id == xh.c.unit_id).join(xur, xur.c.code == xu.c.region_code))
-            .where(xh.c.helper_id.in_(excellent), *m._helper_scope(conn, xh, xu, xur, scope))
+            .where(xh.c.helper_id.in_(excellent), *rules._helper_scope(conn, xh, xu, xur, scope))
         )
         loads = pb.helper_loads(conn, d, helpers=excellent_here)
         # M3: their overdue pairings in the scope (problems.overdue)
@@ -526,10 +527,10 @@ def excellent_with_problems(bind, year: int, as_of: dt.date, scope: Scope = ALL,
         flagged = (
             select(facts.c.helper_id, func.max(facts.c.load).label("load"), func.sum(facts.c.overdue).label("overdue"))
             .group_by(facts.c.helper_id)
-            .having(or_(func.sum(facts.c.overdue) > 0, func.max(facts.c.load) > m.CAP))
+            .having(or_(func.sum(facts.c.overdue) > 0, func.max(facts.c.load) > rules.CAP))
             .subquery("flagged")
         )
-        h, u = m.T_HELP.alias("h"), m.T_UNIT.alias("u")
+        h, u = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u")
         q = select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone,
                    flagged.c.load, flagged.c.overdue).select_from(
             flagged.join(h, h.c.helper_id == flagged.c.helper_id).join(u, u.c.unit_id == h.c.unit_id))
@@ -547,7 +548,7 @@ def _excellent_frame(info, d: dt.date, unmasked: bool) -> pd.DataFrame:
         n_over = int(n_over or 0)
         load = int(load or 0)
         problems = []
-        if load > m.CAP:
+        if load > rules.CAP:
             problems.append(f"超上限（帮扶{load}户）")
         if n_over:
             problems.append(f"{n_over}个结对走访逾期")

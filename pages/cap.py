@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from data_access import metrics as m
+from data_access import rules
 from ui import charts, data, filters
 from ui import format as fmt
 from ui import supervision as ui_sv
@@ -19,7 +20,7 @@ f = filters.filter_bar("pages/cap.py")
 st.title("帮扶上限")
 filters.scope_caption(f)
 report_button(f, "cap", ("cap",))
-st.caption(f"第五条：1名帮扶责任人最多帮扶不超过{m.CAP}个贫困户。按责任人所属派出单位的区划统计。")
+st.caption(f"第五条：1名帮扶责任人最多帮扶不超过{rules.CAP}个贫困户。按责任人所属派出单位的区划统计。")
 url, d, scope = f.url, f.as_of, f.scope
 
 # the total is the sum of the child level's groups (the same cached call as the ranking below)
@@ -66,11 +67,11 @@ def by_load(df):
 def violators(loads):
     """The helpers over the cap: the head of the loads list (the same order, load first), so one cached
     call serves both lists (with more than LIST_ROWS violators the loads list is all of them)."""
-    return loads[loads["load"] > m.CAP]
+    return loads[loads["load"] > rules.CAP]
 
 
 problem_list(lambda u: violators(by_load(data.cap_list(url, d, scope, 1, unmasked=u))), cols, "超上限责任人", "cap", f,
-             empty=f"当前范围内没有帮扶超过{m.CAP}户的责任人。", on_row=filters.open_helper, row_code="helper_id",
+             empty=f"当前范围内没有帮扶超过{rules.CAP}户的责任人。", on_row=filters.open_helper, row_code="helper_id",
              total=tot["violators"], order="帮扶户数最多的",
              full=lambda u: by_load(data.full_list("cap", url, d, scope, unmasked=u)))
 ui_sv.issue_panel("cap", f)

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from data_access import metrics as m
+from data_access import rules
 from data_access import shares
 from data_access.views import rating_check_date
 from ui import charts, data, filters
@@ -88,4 +89,4 @@ else:
                      on_row=filters.open_helper, row_code="helper_id", order="按责任人编号",
                      full=lambda u: data.full_list("excellent_with_problems", url, year, d, scope, unmasked=u),
                      note=f"以{fmt.date_zh(check)}（考核年度末，或更早的数据截至日期）的状态核查：有走访逾期结对或帮扶超过"
-                          f"{m.CAP}户。")
+                          f"{rules.CAP}户。")

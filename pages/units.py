@@ -7,6 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from data_access import metrics as m
+from data_access import rules
+from data_access.scope import Scope
 from data_access.dates import months_before
 from data_access.views import UNIT_LEVEL_ZH
 from data_access import users
@@ -36,7 +38,7 @@ def helper_page(helper_id: str) -> None:
         f"联系电话：{text(info['phone'])}" if info.get("phone") else None, f"数据截至 {fmt.date_zh(d)}"] if x))
     filters.freshness_note(url, d)
     b1, b2, _ = st.columns([1, 1, 4])
-    if filters.within(m.Scope(unit=info["unit_id"])) != users.NOTHING:
+    if filters.within(Scope(unit=info["unit_id"])) != users.NOTHING:
         b1.button("← 返回单位页", on_click=filters.update, kwargs={"unit": info["unit_id"], "helper": None},
                   key="back-unit")
     b2.button("关闭责任人页", on_click=filters.update, kwargs={"helper": None}, key="close-helper")
@@ -86,7 +88,7 @@ def unit_page() -> None:
     st.button("← 返回单位列表", on_click=filters.update, kwargs={"unit": None, "helper": None}, key="back-units")
     # the unit's own page: all of its helpers wherever they help — within what the user may see (a county
     # user sees the unit's work in the county only)
-    uscope = filters.within(m.Scope(unit=f.unit))
+    uscope = filters.within(Scope(unit=f.unit))
     if uscope == users.NOTHING:
         st.warning(auth.DENIED, icon=":material/block:")
         return
@@ -121,7 +123,7 @@ def unit_page() -> None:
             "last_home_visit", "grade"]
     shown = titled(helpers, cols).rename(columns={"考核等次": f"{year}年度考核"})
     click_table(shown, "unit-helpers", f, list(helpers["helper_id"]), filters.open_helper)
-    st.caption(f"帮扶户数超过{m.CAP}户即超上限。考核一栏“无需考核”：{year}年度没有在帮结对。选中一行打开该责任人页。")
+    st.caption(f"帮扶户数超过{rules.CAP}户即超上限。考核一栏“无需考核”：{year}年度没有在帮结对。选中一行打开该责任人页。")
 
     st.subheader("本单位走访逾期结对")
     problem_list(lambda u: data.overdue(url, d, uscope, unmasked=u),
@@ -140,9 +142,9 @@ def units_list() -> None:
     if units.empty:
         st.info("当前范围内没有派出单位。")
         return
-    uscope = filters.within(m.Scope(region=f.region))
+    uscope = filters.within(Scope(region=f.region))
     cap = data.cap(url, d, "unit", uscope)[["code", "helpers", "violators"]]
-    cad = data.cadence(url, d, "unit", filters.within(m.Scope()))[["code", "active_pairings", "overdue"]]
+    cad = data.cadence(url, d, "unit", filters.within(Scope()))[["code", "active_pairings", "overdue"]]
     df = units.merge(cap, how="left", left_on="unit_id", right_on="code").drop(columns="code")
     df = df.merge(cad, how="left", left_on="unit_id", right_on="code").drop(columns="code")
     for col in ("helpers", "violators", "active_pairings", "overdue"):

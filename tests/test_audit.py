@@ -16,7 +16,7 @@ from sqlalchemy import text
 from data_access import audit
 from data_access import users as us
 from data_access.cli import main
-from data_access.metrics import Scope
+from data_access.scope import Scope
 
 from .cheap_hash import cheap_hash  # noqa: F401 - a fixture
 from .conftest import write_ledger

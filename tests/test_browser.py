@@ -21,7 +21,7 @@ import pytest
 from data_access import settings
 from data_access import metrics as m
 from data_access.dates import months_before
-from data_access.metrics import Scope
+from data_access.scope import ALL, Scope
 from data_access import supervision
 from ui import format as fmt
 
@@ -195,7 +195,7 @@ def query(page) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- expected figures
 
 
-def tot(engine, metric: str, d: dt.date, scope: Scope = m.ALL, year: int | None = None) -> dict:
+def tot(engine, metric: str, d: dt.date, scope: Scope = ALL, year: int | None = None) -> dict:
     fn = getattr(m, metric)
     df = fn(engine, year, "province", scope) if metric == "ratings" else fn(engine, d, "province", scope)
     return m.total_row(df, metric)
@@ -205,7 +205,7 @@ def compliance(cad: dict) -> str:
     return fmt.pct(1 - cad["overdue"] / cad["active_pairings"]) if cad["active_pairings"] else fmt.DASH
 
 
-def expected_overview(engine, d, scope=m.ALL) -> dict[str, str]:
+def expected_overview(engine, d, scope=ALL) -> dict[str, str]:
     cov, cap, cad = tot(engine, "coverage", d, scope), tot(engine, "cap", d, scope), tot(engine, "cadence", d, scope)
     rep = tot(engine, "replacements", d, scope)
     rt = tot(engine, "ratings", d, scope, year=d.year - 1)
@@ -220,7 +220,7 @@ def expected_overview(engine, d, scope=m.ALL) -> dict[str, str]:
     }
 
 
-def expected_coverage(engine, d, scope=m.ALL) -> dict[str, str]:
+def expected_coverage(engine, d, scope=ALL) -> dict[str, str]:
     cov = tot(engine, "coverage", d, scope)
     return {
         "结对覆盖率": fmt.pct(fmt.rate(cov["covered"], cov["households"])),
@@ -230,7 +230,7 @@ def expected_coverage(engine, d, scope=m.ALL) -> dict[str, str]:
     }
 
 
-def expected_cap(engine, d, scope=m.ALL) -> dict[str, str]:
+def expected_cap(engine, d, scope=ALL) -> dict[str, str]:
     cap = tot(engine, "cap", d, scope)
     return {
         "在帮责任人": fmt.num(cap["helpers"]),
@@ -240,7 +240,7 @@ def expected_cap(engine, d, scope=m.ALL) -> dict[str, str]:
     }
 
 
-def expected_cadence(engine, d, scope=m.ALL) -> dict[str, str]:
+def expected_cadence(engine, d, scope=ALL) -> dict[str, str]:
     cad = tot(engine, "cadence", d, scope)
     start = months_before(d.replace(day=1), 11)  # the 12 calendar months up to d's (pages/cadence.py)
     ph = m.total_row(m.photos(engine, start, d, "province", scope), "photos")
@@ -252,14 +252,14 @@ def expected_cadence(engine, d, scope=m.ALL) -> dict[str, str]:
     }
 
 
-def expected_ratings(engine, d, scope=m.ALL) -> dict[str, str]:
+def expected_ratings(engine, d, scope=ALL) -> dict[str, str]:
     rt = tot(engine, "ratings", d, scope, year=d.year - 1)
     rated = rt["excellent"] + rt["qualified"] + rt["unqualified"]
     return {"已考核责任人": fmt.num(rated), "优秀": fmt.num(rt["excellent"]), "合格": fmt.num(rt["qualified"]),
             "不合格": fmt.num(rt["unqualified"]), "未考核": fmt.num(rt["missing"])}
 
 
-def expected_meeting(engine, d, scope=m.ALL) -> dict[str, str]:
+def expected_meeting(engine, d, scope=ALL) -> dict[str, str]:
     cov, cap, cad = tot(engine, "coverage", d, scope), tot(engine, "cap", d, scope), tot(engine, "cadence", d, scope)
     rep = tot(engine, "replacements", d, scope)
     return {

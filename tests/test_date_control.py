@@ -28,7 +28,7 @@ from streamlit.testing.v1 import AppTest
 
 from data_access import db
 from data_access import problems as pb
-from data_access.metrics import ALL
+from data_access.scope import ALL
 from ui import filters
 from ui import format as fmt
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, inspect, select
 from data_access import demo, schema
 from data_access import metrics as m
 from data_access.db import get_meta, make_engine, upgrade
-from data_access.metrics import ALL
+from data_access.scope import ALL
 
 AS_OF = dt.date(2026, 6, 30)
 N = 3000

@@ -33,7 +33,7 @@ from data_access import supervision as sv
 from data_access import users
 from data_access.export import to_csv_bytes, to_xlsx_bytes
 from data_access.ledger import import_ledger
-from data_access.metrics import Scope
+from data_access.scope import Scope
 from ui import format as fmt
 
 from .conftest import write_ledger

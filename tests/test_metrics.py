@@ -12,7 +12,7 @@ from data_access import metrics as m
 from data_access import problems as pb
 from data_access.dates import last_month_ends, months_before
 from data_access.ledger import import_ledger
-from data_access.metrics import ALL, Scope
+from data_access.scope import ALL, Scope
 from data_access.summary import refresh_engine
 
 from .conftest import write_ledger

@@ -18,7 +18,7 @@ from data_access import metrics as m
 from data_access import problems as pb
 from data_access import views
 from data_access.dates import previous_month_end
-from data_access.metrics import Scope
+from data_access.scope import ALL, Scope
 from ui import format as fmt
 
 from .pages_ledger import AS_OF, add_admin, build, login
@@ -91,7 +91,7 @@ def all_text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def expected_totals(engine, d: dt.date, scope: Scope = m.ALL) -> dict:
+def expected_totals(engine, d: dt.date, scope: Scope = ALL) -> dict:
     cov = m.total_row(m.coverage(engine, d, "province", scope), "coverage")
     cap = m.total_row(m.cap(engine, d, "province", scope), "cap")
     cad = m.total_row(m.cadence(engine, d, "province", scope), "cadence")
@@ -126,7 +126,7 @@ def test_overview_tiles_equal_the_metric_engine(app_db):
     assert delta["未批准调换"] == fmt.count_delta(want["unapproved"], prev["unapproved"])
     assert delta["走访逾期结对"] == fmt.count_delta(want["overdue"], prev["overdue"])
     # the rating mix of the year before the as-of year
-    r = m.total_row(m.ratings(engine, AS_OF.year - 1, "province", m.ALL), "ratings")
+    r = m.total_row(m.ratings(engine, AS_OF.year - 1, "province", ALL), "ratings")
     rated = r["excellent"] + r["qualified"] + r["unqualified"]
     assert shown[f"{AS_OF.year - 1}年度优秀占比"] == fmt.pct(r["excellent"] / rated)
     assert len(at.get("plotly_chart")) == 4  # city ranking + 12-month trend + worst 10 counties and units
@@ -197,7 +197,7 @@ def test_coverage_drills_down_through_query_parameters(app_db):
 def test_cap_page_lists_violators_masked(app_db):
     _, engine = app_db
     at = run("cap", as_of=D)
-    tot = m.total_row(m.cap(engine, AS_OF, "province", m.ALL), "cap")
+    tot = m.total_row(m.cap(engine, AS_OF, "province", ALL), "cap")
     assert metrics_shown(at)["超上限责任人"] == fmt.num(tot["violators"])
     assert metrics_shown(at)["在帮责任人"] == fmt.num(tot["helpers"])
     viol = pb.cap_violators(engine, AS_OF)
@@ -234,7 +234,7 @@ def test_ratings_page(app_db):
     _, engine = app_db
     year = AS_OF.year - 1
     at = run("ratings", as_of=D)
-    r = m.total_row(m.ratings(engine, year, "province", m.ALL), "ratings")
+    r = m.total_row(m.ratings(engine, year, "province", ALL), "ratings")
     assert metrics_shown(at)["未考核"] == fmt.num(r["missing"])
     assert metrics_shown(at)["已考核责任人"] == fmt.num(r["excellent"] + r["qualified"] + r["unqualified"])
     missing, excellent = (t.value for t in at.dataframe)
@@ -243,7 +243,7 @@ def test_ratings_page(app_db):
     assert set(excellent["帮扶责任人编号"]) == set(flagged["helper_id"]) == {"G", "F"}
     # another year through the URL
     at = run("ratings", as_of=D, year="2024")
-    r = m.total_row(m.ratings(engine, 2024, "province", m.ALL), "ratings")
+    r = m.total_row(m.ratings(engine, 2024, "province", ALL), "ratings")
     assert metrics_shown(at)["未考核"] == fmt.num(r["missing"])
 
 
@@ -373,7 +373,7 @@ def test_first_start_on_the_embedded_database_generates_demo_data(tmp_path, monk
     assert calls == [(20000, 1)]
     assert any("演示数据" in w.value for w in at.warning)
     engine = db.make_engine(db.default_url())
-    tot = m.total_row(m.coverage(engine, settings.today(), "province", m.ALL), "coverage")
+    tot = m.total_row(m.coverage(engine, settings.today(), "province", ALL), "coverage")
     engine.dispose()
     assert metrics_shown(at)["结对覆盖率"] == fmt.pct(tot["covered"] / tot["households"])
     _clear_caches()
@@ -393,5 +393,5 @@ def test_long_lists_show_their_first_rows_and_total(app_db, monkeypatch):
     assert list(shown["帮扶户数"]) == sorted(loads["load"], reverse=True)[:2]
     assert f"**在帮责任人帮扶户数**（{len(loads):,} 条）" in html(at)
     assert any("前 2 条" in c.value for c in at.caption)
-    full = data.full_list("cap", url, AS_OF, m.ALL, min_load=1)
+    full = data.full_list("cap", url, AS_OF, ALL, min_load=1)
     assert full.equals(loads)

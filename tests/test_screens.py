@@ -13,7 +13,7 @@ import numpy as np
 
 from data_access import metrics as m
 from data_access.dates import previous_month_end
-from data_access.metrics import Scope
+from data_access.scope import ALL, Scope
 from ui import format as fmt
 from ui import theme
 
@@ -75,7 +75,7 @@ def test_meeting_ranking_is_worst_first_on_an_axis_near_the_data(app_db):
     if min(values) >= 0.5:  # 90 % and 95 % must look different: the axis starts near the data, not at 0
         assert lo > 0 and min(values) - lo <= 0.1
         assert f"横轴从 {lo:.0%} 起" in _specs(at)[0]["layout"]["xaxis"]["title"]["text"]
-    cad = m.cadence(engine, AS_OF, "city", m.ALL)
+    cad = m.cadence(engine, AS_OF, "city", ALL)
     cad = cad[cad["active_pairings"] > 0]
     assert abs(min(values) - min(1 - cad["overdue"] / cad["active_pairings"])) < 1e-9
 
@@ -119,7 +119,7 @@ def test_overview_shows_the_worst_counties_and_units_of_the_province(app_db):
         title = next((t for t in by_title if t.startswith("全省走访合规率最低的") and t.endswith(what)), None)
         assert title, (what, list(by_title))
         bars = _arr(by_title[title]["data"][0]["x"])
-        cad = m.cadence(engine, AS_OF, by, m.ALL)
+        cad = m.cadence(engine, AS_OF, by, ALL)
         cad = cad[cad["active_pairings"] >= 5]
         want = sorted(1 - cad["overdue"] / cad["active_pairings"])[:10]
         assert [round(x, 9) for x in bars] == [round(x, 9) for x in want]  # worst first, the worst ten
@@ -151,7 +151,7 @@ def test_ratings_tile_and_bars_use_one_base_for_a_grade_share(app_db):
 
     _, engine = app_db
     year = AS_OF.year - 1
-    r = m.total_row(m.ratings(engine, year, "province", m.ALL), "ratings")
+    r = m.total_row(m.ratings(engine, year, "province", ALL), "ratings")
     assert r["missing"] > 0  # the case where the two bases differ
     want = shares.rating_shares(r)
     at = run("ratings", as_of=D)
@@ -234,7 +234,7 @@ def test_one_base_for_grade_shares_on_both_databases(engine, tmp_path):
 
     import_ledger(engine, write_ledger(tmp_path / "ledger", tables()))
     for by in ("province", "city", "unit"):
-        df = m.ratings(engine, 2025, by, m.ALL)
+        df = m.ratings(engine, 2025, by, ALL)
         assert df["missing"].sum() > 0
         fig = charts.grade_shares(df, "t")
         bars = {tr.name: dict(zip(tr.y, tr.x)) for tr in fig.data if tr.type == "bar"}
@@ -244,7 +244,7 @@ def test_one_base_for_grade_shares_on_both_databases(engine, tmp_path):
                 continue
             for g in ("excellent", "qualified", "unqualified"):
                 assert abs(bars[theme.GRADE_LABELS[g]][r["name"]] - want[g]) < 1e-9, (by, r["name"], g)
-    tot = m.total_row(m.ratings(engine, 2025, "province", m.ALL), "ratings")
+    tot = m.total_row(m.ratings(engine, 2025, "province", ALL), "ratings")
     rated = tot["excellent"] + tot["qualified"] + tot["unqualified"]
     assert shares.rating_shares(tot)["excellent"] == tot["excellent"] / rated
     assert shares.rating_shares(tot)["missing"] == tot["missing"] / (rated + tot["missing"])

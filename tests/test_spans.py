@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import Date, Integer, func, literal, select, union_all, update
 
 from data_access import metrics as m
+from data_access import rules
 from data_access import problems as pb
 from data_access import schema, summary, views
 from data_access.dates import months_before
-from data_access.metrics import Scope
+from data_access.scope import Scope
 
 TODAY = dt.date(2026, 6, 30)
 
@@ -38,13 +39,13 @@ def test_overdue_deadline_is_the_first_overdue_day(engine):
         for i in range(0, len(keys), 400):
             part = keys[i:i + 400]
             sel = union_all(*[select(literal(j, Integer).label("j"),
-                                     m.overdue_deadline(conn, literal(t, Date), literal(k, Integer)).label("d"))
+                                     rules.overdue_deadline(conn, literal(t, Date), literal(k, Integer)).label("d"))
                               for j, (t, k) in enumerate(part, start=i)])
             for j, d in conn.execute(sel):
                 got[keys[j]] = d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
     assert got == want
     # no overdue day within MIN_DEADLINE_DAYS of t: the refresh drops segments shorter than that
-    assert min((d - t).days for (t, k), d in want.items()) > m.MIN_DEADLINE_DAYS
+    assert min((d - t).days for (t, k), d in want.items()) > rules.MIN_DEADLINE_DAYS
 
 
 @pytest.fixture
@@ -54,20 +55,20 @@ def spans_demo(engine):
     generate(engine, households=700, seed=11, as_of=TODAY)
     summary.refresh_engine(engine, today=TODAY)
     with engine.connect() as conn:
-        assert m.spans_stored(conn)
+        assert summary.spans_stored(conn)
         assert conn.execute(select(func.count()).select_from(schema.overdue_spans)).scalar() > 0
     return engine
 
 
 def _scopes(conn):
     first = lambda level: conn.execute(  # noqa: E731
-        select(m.T_REG.c.code).where(m.T_REG.c.level == level).order_by(m.T_REG.c.code)).scalars().first()
+        select(rules.T_REG.c.code).where(rules.T_REG.c.level == level).order_by(rules.T_REG.c.code)).scalars().first()
     # a unit with department-based helpers (interval 4, colleagues' visits count) and one without
-    dept_unit = conn.execute(select(m.T_HELP.c.unit_id).join(m.T_UNIT, m.T_UNIT.c.unit_id == m.T_HELP.c.unit_id)
-                             .where(m.T_UNIT.c.level == "province", m.T_HELP.c.department != "")
-                             .order_by(m.T_HELP.c.unit_id)).scalars().first()
-    other = conn.execute(select(m.T_UNIT.c.unit_id).where(m.T_UNIT.c.level == "county")
-                         .order_by(m.T_UNIT.c.unit_id)).scalars().first()
+    dept_unit = conn.execute(select(rules.T_HELP.c.unit_id).join(rules.T_UNIT, rules.T_UNIT.c.unit_id == rules.T_HELP.c.unit_id)
+                             .where(rules.T_UNIT.c.level == "province", rules.T_HELP.c.department != "")
+                             .order_by(rules.T_HELP.c.unit_id)).scalars().first()
+    other = conn.execute(select(rules.T_UNIT.c.unit_id).where(rules.T_UNIT.c.level == "county")
+                         .order_by(rules.T_UNIT.c.unit_id)).scalars().first()
     assert dept_unit and other
     county = first("county")
     return [Scope(), Scope(region=first("city")), Scope(region=county), Scope(region=first("township")),
@@ -83,7 +84,7 @@ def _dates(conn):
         d = TODAY - dt.timedelta(days=rng.randint(1, 700))
         if d not in stored:
             dates.add(d)
-    s, p, v = schema.overdue_spans, m.T_PAIR, m.T_VIS
+    s, p, v = schema.overdue_spans, rules.T_PAIR, rules.T_VIS
 
     def pick(q, n=1):
         vals = [x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)) for x in conn.execute(q).scalars()]
@@ -128,7 +129,7 @@ def test_spans_equal_live_on_random_and_boundary_dates(spans_demo):
     # the reference: the live SQL (no spans stored for the current rules)
     with engine.begin() as conn:
         conn.execute(schema.summary_snapshots.delete().where(schema.summary_snapshots.c.kind == "spans"))
-        assert not m.spans_stored(conn)
+        assert not summary.spans_stored(conn)
     overdue_seen = 0
     for d in dates:
         live = _answers(engine, d, scopes, unit, live=True)
@@ -145,7 +146,7 @@ def test_readers_use_the_spans(spans_demo):
         s = schema.overdue_spans
         stored = set(summary.default_dates(TODAY))
         row = conn.execute(select(s.c.pairing_id, s.c.overdue_from).where(
-            s.c.overdue_from.between(dt.date(2025, 6, 1), TODAY), s.c.overdue_to != m.SPAN_OPEN)
+            s.c.overdue_from.between(dt.date(2025, 6, 1), TODAY), s.c.overdue_to != rules.SPAN_OPEN)
             .order_by(s.c.pairing_id, s.c.overdue_from)).all()
     pid, d = next((p, x) for p, x in row if (x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)))
                   not in stored)

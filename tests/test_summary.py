@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from data_access import settings
 from data_access import metrics as m
+from data_access import rules
 from data_access import schema
 from data_access.ledger import import_ledger
-from data_access.metrics import Scope
+from data_access.scope import Scope
 from data_access.summary import available, refresh_engine
 
 from .conftest import write_ledger
@@ -56,9 +57,9 @@ def test_summary_equals_live_on_demo_data(demo):
     d = dt.date(2026, 6, 30)
     months = [d, dt.date(2025, 7, 31)]
     with demo.connect() as conn:
-        city = conn.execute(m.select(m.T_REG.c.code).where(m.T_REG.c.level == "city").order_by(m.T_REG.c.code)).scalars().first()
-        county = conn.execute(m.select(m.T_REG.c.code).where(m.T_REG.c.level == "county").order_by(m.T_REG.c.code)).scalars().first()
-        unit = conn.execute(m.select(m.T_ASSIGN.c.unit_id).order_by(m.T_ASSIGN.c.unit_id)).scalars().first()
+        city = conn.execute(select(rules.T_REG.c.code).where(rules.T_REG.c.level == "city").order_by(rules.T_REG.c.code)).scalars().first()
+        county = conn.execute(select(rules.T_REG.c.code).where(rules.T_REG.c.level == "county").order_by(rules.T_REG.c.code)).scalars().first()
+        unit = conn.execute(select(rules.T_ASSIGN.c.unit_id).order_by(rules.T_ASSIGN.c.unit_id)).scalars().first()
     scopes = [Scope(), Scope(region=city), Scope(region=county), Scope(unit=unit), Scope(region=city, unit=unit)]
     checked = 0
     for day in months:
@@ -71,7 +72,7 @@ def test_summary_equals_live_on_demo_data(demo):
                     checked += 1
     # finer than the stored grains (township grouping or scope, a unit by township): the live path answers
     with demo.connect() as conn:
-        township = conn.execute(m.select(m.T_REG.c.code).where(m.T_REG.c.level == "township").order_by(m.T_REG.c.code)).scalars().first()
+        township = conn.execute(select(rules.T_REG.c.code).where(rules.T_REG.c.level == "township").order_by(rules.T_REG.c.code)).scalars().first()
     for fn in (m.coverage, m.cadence, m.cap):
         for by, sc in (("township", Scope()), ("village", Scope(region=township)), ("township", Scope(unit=unit)),
                        ("unit", Scope(region=township))):
@@ -88,13 +89,13 @@ def test_assigned_village_coverage_on_every_stored_date(demo):
     from data_access.summary import default_dates
 
     dates = default_dates(dt.date(2026, 6, 30))
-    a = m.T_ASSIGN
+    a = rules.T_ASSIGN
     with demo.connect() as conn:
-        changes = conn.execute(m.select(m.func.count()).where(or_(
+        changes = conn.execute(select(func.count()).where(or_(
             a.c.start_date.between(min(dates), max(dates)), a.c.end_date.between(min(dates), max(dates))))).scalar()
     assert changes > 0  # the check below is meaningful only if the assigned villages change
     with demo.connect() as conn:
-        unit = conn.execute(m.select(a.c.unit_id).where(or_(
+        unit = conn.execute(select(a.c.unit_id).where(or_(
             a.c.start_date.between(min(dates), max(dates)), a.c.end_date.between(min(dates), max(dates))))
             .order_by(a.c.unit_id)).scalars().first()
     for day in dates:
@@ -107,9 +108,9 @@ def test_assigned_village_coverage_on_every_stored_date(demo):
 def _scopes(engine):
     with engine.connect() as conn:
         first = lambda level: conn.execute(  # noqa: E731
-            m.select(m.T_REG.c.code).where(m.T_REG.c.level == level).order_by(m.T_REG.c.code)).scalars().first()
+            select(rules.T_REG.c.code).where(rules.T_REG.c.level == level).order_by(rules.T_REG.c.code)).scalars().first()
         city, county, township = first("city"), first("county"), first("township")
-        unit = conn.execute(m.select(m.T_ASSIGN.c.unit_id).order_by(m.T_ASSIGN.c.unit_id)).scalars().first()
+        unit = conn.execute(select(rules.T_ASSIGN.c.unit_id).order_by(rules.T_ASSIGN.c.unit_id)).scalars().first()
     return [Scope(), Scope(region=city), Scope(region=county), Scope(region=township), Scope(unit=unit),
             Scope(region=county, unit=unit)]
 

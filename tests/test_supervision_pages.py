@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from data_access import audit, db, users
 from data_access import supervision as sv
-from data_access.metrics import Scope
+from data_access.scope import Scope
 
 from .pages_ledger import build
 

@@ -13,13 +13,15 @@ import pytest
 from sqlalchemy import select, text
 
 from data_access import metrics as m
+from data_access import rules
+from data_access import registry
 from data_access import problems as pb
 from data_access import schema
 from data_access import users as us
 from data_access import views
 from data_access.cli import main
 from data_access.ledger import import_ledger
-from data_access.metrics import ALL, Scope
+from data_access.scope import ALL, Scope
 from data_access.users import NOTHING, UserError, effective_scope
 
 from .cheap_hash import cheap_hash  # noqa: F401 - a fixture
@@ -539,7 +541,7 @@ def test_county_user_sees_only_its_county(demo):
         calls["ratings"] = lambda by, s: m.ratings(engine, year, by, s, summary=summary)
         calls["photos"] = lambda by, s: m.photos(engine, dt.date(2026, 1, 1), AS_OF, by, s)
         for name, call in calls.items():
-            for by in m.DIMS:
+            for by in rules.DIMS:
                 df = call(by, scope)
                 nothing = call(by, NOTHING)
                 assert nothing.empty, (name, by)
@@ -551,7 +553,7 @@ def test_county_user_sees_only_its_county(demo):
                 elif name in unit_based:
                     assert all(unit_in_county(c) for c in codes), (name, by, summary)
             # the scoped totals are exactly the county's row of the unscoped figures
-            fields = m.METRIC_FIELDS[name]
+            fields = registry.fields(name)
             full = call("county", ALL).set_index("code")
             total = m.total_row(call("county", scope), name)
             want = {f: int(full.loc[county, f]) if county in full.index else 0 for f in fields}

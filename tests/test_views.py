@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 
 from data_access import demo, schema, summary, views
 from data_access import metrics as m
+from data_access import rules
 from data_access import problems as pb
 from data_access.ledger import import_ledger
-from data_access.metrics import ALL, Conn, Scope
+from data_access.scope import ALL, Conn, Scope
 from data_access.privacy import mask_frame
 
 from .conftest import write_ledger
@@ -66,7 +67,7 @@ def test_unit_helpers(engine, tmp_path):
     assert df.loc["G", "grade"] == "优秀" and df.loc["A", "grade"] == "合格"
     assert df.loc["G", "helper_name"] == "冯**" and df.loc["A", "phone"] == "138****1111"
     # the loads agree with the metric engine
-    assert int(df["load"].gt(m.CAP).sum()) == m.total_row(m.cap(engine, AS_OF, "province", Scope(unit="U3")),
+    assert int(df["load"].gt(rules.CAP).sum()) == m.total_row(m.cap(engine, AS_OF, "province", Scope(unit="U3")),
                                                           "cap")["violators"]
 
 
@@ -91,7 +92,7 @@ def test_missing_and_excellent_with_problems(engine, tmp_path):
     load(engine, tmp_path)
     missing = views.missing_ratings(engine, 2025)
     assert list(missing["helper_id"]) == ["B", "C"]
-    assert len(missing) == m.total_row(m.ratings(engine, 2025, "province", m.ALL), "ratings")["missing"]
+    assert len(missing) == m.total_row(m.ratings(engine, 2025, "province", ALL), "ratings")["missing"]
     assert list(views.missing_ratings(engine, 2025, Scope(unit="U2"))["helper_id"]) == ["C"]
 
     assert views.rating_check_date(2025, AS_OF) == dt.date(2025, 12, 31)
@@ -121,12 +122,12 @@ def ref_rating_years(engine):
 def ref_unit_helpers(engine, as_of, year, scope, unmasked=False):
     """Every helper's load and own last visit province-wide, the scope's overdue list, then kept per helper."""
     with Conn(engine) as conn:
-        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
-        loads = m._helper_loads(as_of)
+        h, u, ur = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u"), rules.T_REG.alias("ur")
+        loads = rules._helper_loads(as_of)
         v = schema.visits.alias("ov")
         last = (select(v.c.helper_id, func.max(v.c.visit_date).label("last_home_visit"))
                 .where(v.c.mode == "in_home", v.c.visit_date <= as_of).group_by(v.c.helper_id).subquery("own_last"))
-        rt = m.T_RATE.alias("rt")
+        rt = rules.T_RATE.alias("rt")
         q = (
             select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone,
                    func.coalesce(loads.c.load, 0), last.c.last_home_visit, rt.c.grade)
@@ -134,7 +135,7 @@ def ref_unit_helpers(engine, as_of, year, scope, unmasked=False):
                          .outerjoin(loads, loads.c.helper_id == h.c.helper_id)
                          .outerjoin(last, last.c.helper_id == h.c.helper_id)
                          .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year)))
-            .where(*m._helper_scope(conn, h, u, ur, scope))
+            .where(*rules._helper_scope(conn, h, u, ur, scope))
         )
         df = pd.DataFrame([tuple(x) for x in conn.execute(q).all()], columns=[
             "helper_id", "helper_name", "unit_id", "unit_name", "department", "category", "phone", "load",
@@ -154,17 +155,17 @@ def ref_unit_helpers(engine, as_of, year, scope, unmasked=False):
 def ref_missing_ratings(engine, year, scope, unmasked=False):
     """Every helper paired during the year province-wide, joined to the scope's helpers and their ratings."""
     with Conn(engine) as conn:
-        h, u, ur = m.T_HELP.alias("h"), m.T_UNIT.alias("u"), m.T_REG.alias("ur")
-        rt = m.T_RATE.alias("rt")
-        p, hh = m.T_PAIR.alias("yp"), m.T_HH.alias("yh")
+        h, u, ur = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u"), rules.T_REG.alias("ur")
+        rt = rules.T_RATE.alias("rt")
+        p, hh = rules.T_PAIR.alias("yp"), rules.T_HH.alias("yh")
         paired = (select(p.c.helper_id).select_from(p.join(hh, hh.c.household_id == p.c.household_id))
-                  .where(m.active_in_year(p, year), m.in_scope(hh)).distinct().subquery("paired"))
+                  .where(rules.active_in_year(p, year), rules.in_scope(hh)).distinct().subquery("paired"))
         q = (
             select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category, h.c.phone)
             .select_from(h.join(u, u.c.unit_id == h.c.unit_id).join(ur, ur.c.code == u.c.region_code)
                          .join(paired, paired.c.helper_id == h.c.helper_id)
                          .outerjoin(rt, (rt.c.helper_id == h.c.helper_id) & (rt.c.year == year)))
-            .where(rt.c.grade.is_(None), *m._helper_scope(conn, h, u, ur, scope))
+            .where(rt.c.grade.is_(None), *rules._helper_scope(conn, h, u, ur, scope))
         )
         rows = conn.execute(q).all()
     df = pd.DataFrame([tuple(x) for x in rows],
@@ -181,10 +182,10 @@ def ref_excellent_with_problems(engine, year, as_of, scope, unmasked=False):
         over = pb.overdue(conn, d, scope)
         caps = pb.cap_violators(conn, d, scope)
         all_loads = pb.cap_violators(conn, d, scope, min_load=1)
-        rt = m.T_RATE
+        rt = rules.T_RATE
         excellent = set(conn.execute(select(rt.c.helper_id).where(rt.c.year == year, rt.c.grade == "excellent"))
                         .scalars().all())
-        h, u = m.T_HELP.alias("h"), m.T_UNIT.alias("u")
+        h, u = rules.T_HELP.alias("h"), rules.T_UNIT.alias("u")
         info = conn.execute(select(h.c.helper_id, h.c.name, h.c.unit_id, u.c.name, h.c.department, h.c.category,
                                    h.c.phone).select_from(h.join(u, u.c.unit_id == h.c.unit_id))).all()
     od = over.groupby("helper_id").size()

@@ -29,7 +29,7 @@ import streamlit as st
 
 from data_access import audit, db, users
 from data_access import sessions, settings
-from data_access.metrics import Scope
+from data_access.scope import Scope
 from data_access.users import User
 
 from . import data

@@ -26,12 +26,13 @@ import streamlit as st
 
 from data_access import db
 from data_access import metrics as m
+from data_access import rules
 from data_access import problems as pb
 from data_access import routing
 from data_access import summary
 from data_access import users
 from data_access import views as v
-from data_access.metrics import Scope
+from data_access.scope import Scope
 
 TTL = 60
 SPIN = "正在计算…"
@@ -108,6 +109,13 @@ def freshness(url: str, as_of: dt.date) -> str | None:
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
 @_reads
+def metric(url: str, name: str, as_of: dt.date, by: str, scope: Scope):
+    """Any day metric of the registry by name (data_access.registry): a new metric's page reads it here."""
+    return m.compute(reader(url), name, by, as_of, scope, summary=True)
+
+
+@st.cache_data(ttl=TTL, show_spinner=SPIN)
+@_reads
 def coverage(url: str, as_of: dt.date, by: str, scope: Scope):
     return m.coverage(reader(url), as_of, by, scope)
 
@@ -177,7 +185,7 @@ def uncovered(url: str, as_of: dt.date, scope: Scope, unmasked: bool = False, li
 
 @st.cache_data(ttl=TTL, show_spinner=SPIN)
 @_reads
-def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = m.CAP + 1, unmasked: bool = False,
+def cap_list(url: str, as_of: dt.date, scope: Scope, min_load: int = rules.CAP + 1, unmasked: bool = False,
              limit: int | None = LIST_ROWS + 1):
     return pb.cap_violators(reader(url), as_of, scope, detail=True, min_load=min_load, unmasked=unmasked, limit=limit)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from data_access import settings, users
-from data_access.metrics import Scope
+from data_access.scope import Scope
 from data_access.schema import LEVEL_RANK
 from data_access.views import LEVEL_ZH, child_level
 

@@ -173,7 +173,7 @@ def warm_up(url: str | None = None) -> dict[str, float]:
 def _warm_overview(url: str, step) -> None:
     """The cached calls of the default page (总览, province scope, today) and its two charts."""
     from data_access.dates import previous_month_end
-    from data_access.metrics import Scope
+    from data_access.scope import Scope
 
     from . import charts
     from . import supervision as ui_sv

@@ -15,7 +15,7 @@ import streamlit as st
 
 from data_access import db
 from data_access import supervision as sv
-from data_access.metrics import Scope
+from data_access.scope import Scope
 
 from . import auth, data
 from .filters import Filters, today

@@ -19,11 +19,13 @@ import pandas as pd
 from sqlalchemy import inspect, select
 
 from .. import metrics as m
+from .. import rules
+from .. import registry
 from .. import problems as pb
 from .. import schema, settings
 from ..dates import months_before, previous_month_end
 from ..db import BangfuError
-from ..metrics import ALL, Conn, Scope
+from ..scope import ALL, Conn, Scope
 from ..views import (
     LEVEL_ZH,
     UNIT_LEVEL_ZH,
@@ -132,7 +134,7 @@ def derive(rule: str, row: dict) -> dict:
 
 def _derive_frame(rule: str, df: pd.DataFrame) -> pd.DataFrame:
     """``derive`` on every row (an empty frame gets the derived columns too)."""
-    fields = m.METRIC_FIELDS[rule]
+    fields = registry.fields(rule)
     zero = derive(rule, {"code": None, "name": None, **{f: 0 for f in fields}})
     cols = list(df.columns) + [c for c in zero if c not in df.columns]
     return pd.DataFrame([derive(rule, rec) for rec in df.to_dict("records")], columns=cols)
@@ -278,7 +280,7 @@ def section_text(s: Section, scope_name: str) -> str:
                 f"{_paren(count_change(t['uncovered'], b and b['uncovered'], '户', lab))}；"
                 f"弱结对{num(t['weak'])}户（尚未脱贫、在帮责任人均不是干部职工）。")
     if k == "cap":
-        return (f"在帮责任人{num(t['helpers'])}名，帮扶超过{m.CAP}户的{num(t['violators'])}名"
+        return (f"在帮责任人{num(t['helpers'])}名，帮扶超过{rules.CAP}户的{num(t['violators'])}名"
                 f"{_paren(count_change(t['violators'], b and b['violators'], '名', lab))}，占{pct(t['rate'])}，"
                 f"超出户数合计{num(t['excess'])}户。")
     if k == "cadence":
@@ -486,7 +488,7 @@ def _summary(name: str, as_of: dt.date, sections: list[Section]) -> str:
             parts.append(f"结对覆盖率{pct(t['rate'])}{_paren(rate_change(t['rate'], b and b['rate'], lab))}，"
                          f"未覆盖在帮贫困户{num(t['uncovered'])}户")
         elif s.key == "cap":
-            parts.append(f"帮扶超过{m.CAP}户的责任人{num(t['violators'])}名"
+            parts.append(f"帮扶超过{rules.CAP}户的责任人{num(t['violators'])}名"
                          f"{_paren(count_change(t['violators'], b and b['violators'], '名', lab))}")
         elif s.key == "cadence":
             parts.append(f"走访逾期结对{num(t['overdue'])}个"
