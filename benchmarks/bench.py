@@ -182,7 +182,7 @@ def prepare(url: str, households: int, today: dt.date, rebuild: bool, time_refre
         out["reused"] = True
         with engine.connect() as conn:
             # every kind of the current summary design (a database refreshed by older code lacks some)
-            stored = all(summary.available(conn, kind, today) for kind in summary.DAY_KINDS)
+            stored = all(summary.available(conn, kind, today) for kind in summary.day_kinds())
         log(f"reusing {db.safe_url(url)}: demo database with {n:,} households"
             + ("" if stored else "; summaries for today are missing"))
         if not stored or time_refresh:

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_opt(s)
 
     s = sub.add_parser("metrics", help="按地区或单位汇总指标")
-    s.add_argument("metric", choices=registry.cli_names())
+    s.add_argument("metric", choices=registry.cli_names(),
+                   help="；".join(f"{n}：{registry.metric(n).title}" for n in registry.cli_names()))
     s.add_argument("--by", required=True, choices=["province", "city", "county", "unit"])
     s.add_argument("--as-of", type=_date_arg, metavar="YYYY-MM-DD")
     s.add_argument("--year", type=int, metavar="YYYY")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -132,3 +133,20 @@ def test_registry_refuses_a_bad_declaration():
         registry.Metric("x", "M9", "x", ("a", "b", "c", "d", "e"), "a", "unit", rows=idle_rows)
     with pytest.raises(ValueError, match="twice"):
         registry.register(registry.metric("cap"))
+
+
+def test_declarations_name_real_lists_and_pages():
+    from data_access.problems import PROBLEMS
+
+    root = Path(__file__).resolve().parents[1]
+    for m in registry.REGISTRY.values():
+        assert m.problem is None or m.problem in PROBLEMS, m.name
+        assert m.page is None or (root / "pages" / f"{m.page}.py").is_file(), m.name
+    assert registry.cli_names() == ["coverage", "cap", "cadence", "ratings"]  # CONTRACT.md's four
+
+
+def test_cli_help_gives_each_metric_its_title(capsys):
+    with pytest.raises(SystemExit):
+        main(["metrics", "--help"])
+    out = capsys.readouterr().out
+    assert all(f"{n}：{registry.metric(n).title}" in out for n in registry.cli_names())
