@@ -37,6 +37,11 @@ What it does, in order (progress goes to stderr, the results table to stdout):
    ``bangfu_bench_import`` on the same server; SQLite: a temp file). The time includes the summary
    refresh that import_ledger runs inside its transaction.
 6. Peak memory: ru_maxrss of this process after each phase, and of child processes.
+7. ``--floor`` (or ``--floor-only``): coverage, cap and cadence by county and the overdue list on the last
+   month-end, a mid-month day and today — the dashboard's path, the live SQL and the DuckDB floor, side by side.
+8. ``--browser``: whole pages in a real browser on the same database (browser_bench.py ``--parts start,dates``:
+   the first page after a server start with the warm-up off and on, and the pages of today, the last month-end
+   and a mid-month day, cold and warm, in a new tab and a new profile), printed last with their load averages.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -741,6 +747,10 @@ def main(argv=None) -> int:
                          "and on a mid-month date: the dashboard's path, the live SQL and the DuckDB floor "
                          "(needs duckdb: pip install '.[bench]')")
     ap.add_argument("--floor-only", action="store_true", help="only the database and the --floor comparison")
+    ap.add_argument("--browser", action="store_true",
+                    help="also time whole pages in Chromium on the same database (benchmarks/browser_bench.py --parts "
+                         "start,dates: the first page after a server start, warm-up off and on, and the pages of "
+                         "today, the last month-end and a mid-month day, cold and warm), printed after the rest")
     args = ap.parse_args(argv)
     quick = args.quick
     N = args.households or (20_000 if quick else 1_000_000)
@@ -781,6 +791,8 @@ def main(argv=None) -> int:
                 print(f"summary refresh: {fmt_s(main_db['refresh_s'])}")
             print()
             print_floor(floor_rows, load_before)
+            if args.browser:
+                browser_pages(url, runs)
             return 0
 
     pages = page_list(unit, county, today, past, args.dates)
@@ -960,8 +972,21 @@ def main(argv=None) -> int:
                  + (" **> 15 s**" if cold[i] > DASHBOARD_TIMEOUT_S else "") for i in order]
         print(f"- {p['label']} [{p['date_label']}], {k} calls: " + "; ".join(parts))
     print()
+    if args.browser:
+        browser_pages(url, runs)
     log(f"total bench time {time.perf_counter() - t_start:.0f} s")
     return 0
+
+
+def browser_pages(url: str, runs: int) -> None:
+    """Whole pages in a real browser on the bench's database: browser_bench.py's warm start and per-date tables
+    (the real server and headless Chromium), printed here with their own load averages."""
+    log("whole pages in Chromium (browser_bench.py --parts start,dates) …")
+    sys.stdout.flush()
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("browser_bench.py")), "--database-url", url,
+                           "--parts", "start,dates", "--runs", str(min(runs, 3)), "--restarts", "2"])
+    if done.returncode:
+        print(f"\n(browser_bench.py failed with exit code {done.returncode}: its error is above on stderr)")
 
 
 if __name__ == "__main__":
