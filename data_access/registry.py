@@ -4,7 +4,7 @@ reports, the bench and the tests read this table; what a metric *is* (its fact r
 
 Adding a metric — say "helpers with no in-home visit in six months" — touches four files: its fact rows in
 rules.py, its entry here (with ``rows``: the query then reads it through ``metrics.compute``, the refresh stores
-it for every summary date, ``bangfu metrics`` offers it), the page that shows it (``ui.data.metric``), and its
+it for every summary date, ``bangfu metrics`` offers it when ``cli=True``), the page that shows it (``ui.data.metric``), and its
 test. tests/test_registry.py adds one that way and checks each of those readers.
 """
 

@@ -312,6 +312,22 @@ def _helper_scope(conn: Connection, h, u, ur, scope: Scope) -> list[ColumnElemen
     return conds
 
 
+def _pairing_scope(conn: Connection, base, p, hh, h, scope: Scope, helpers, region_alias: str):
+    """(base, conditions) keeping a pairing query (pairings p joined to their households hh and helpers h in
+    ``base``) to the scope — the household's region (joined as ``region_alias``), the helper's unit — and, given
+    ``helpers`` (a select of helper ids), to their pairings."""
+    conds = []
+    if scope.region:
+        r = T_REG.alias(region_alias)
+        base = base.join(r, r.c.code == hh.c.village_code)
+        conds.append(_region_filter(conn, r, scope.region))
+    if scope.unit:
+        conds.append(h.c.unit_id == scope.unit)
+    if helpers is not None:
+        conds.append(p.c.helper_id.in_(helpers))
+    return base, conds
+
+
 def _helper_group_key(u, ur, by: str) -> ColumnElement:
     return u.c.unit_id if by == "unit" else group_key(ur, by)
 
@@ -397,15 +413,8 @@ def pairing_dates(conn: Connection, dates: list[dt.date], scope: Scope, own_last
         .join(h, h.c.helper_id == p.c.helper_id)
         .join(u, u.c.unit_id == h.c.unit_id)
     )
-    conds = [active_any(p, dates), in_scope(hh)]
-    if scope.region:
-        hr = T_REG.alias("hr")
-        base = base.join(hr, hr.c.code == hh.c.village_code)
-        conds.append(_region_filter(conn, hr, scope.region))
-    if scope.unit:
-        conds.append(h.c.unit_id == scope.unit)
-    if helpers is not None:
-        conds.append(p.c.helper_id.in_(helpers))
+    base, scoped = _pairing_scope(conn, base, p, hh, h, scope, helpers, "hr")
+    conds = [active_any(p, dates), in_scope(hh), *scoped]
     if own_last is None and len(dates) == 1 and helpers is None and _wide(conn, scope):
         ol = own_last_visits(dates[0])
         own_last = select(ol.c.household_id, ol.c.helper_id, ol.c.last.label("last_0")).subquery("own_last_0")
@@ -652,15 +661,8 @@ def active_pairing_rows(conn: Connection, as_of: dt.date, scope: Scope, helpers=
     unit_id): ``pairing_dates``'s conditions, no last-visit lookup."""
     p, hh, h = T_PAIR.alias("ap_p"), T_HH.alias("ap_hh"), T_HELP.alias("ap_h")
     base = p.join(hh, hh.c.household_id == p.c.household_id).join(h, h.c.helper_id == p.c.helper_id)
-    conds = [active_on(p, as_of), in_scope(hh)]
-    if scope.region:
-        r = T_REG.alias("ap_r")
-        base = base.join(r, r.c.code == hh.c.village_code)
-        conds.append(_region_filter(conn, r, scope.region))
-    if scope.unit:
-        conds.append(h.c.unit_id == scope.unit)
-    if helpers is not None:
-        conds.append(p.c.helper_id.in_(helpers))
+    base, scoped = _pairing_scope(conn, base, p, hh, h, scope, helpers, "ap_r")
+    conds = [active_on(p, as_of), in_scope(hh), *scoped]
     return select(p.c.pairing_id, p.c.helper_id, hh.c.village_code.label("village_code"),
                   h.c.unit_id.label("unit_id")).select_from(base).where(*conds)
 
