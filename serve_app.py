@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 import streamlit as st
 
 from data_access import settings
+from ui.preload import middleware
 
 
 _log = logging.getLogger("bangfu")
@@ -35,4 +36,4 @@ async def lifespan(_app):
     yield
 
 
-app = st.App("app.py", lifespan=lifespan)
+app = st.App("app.py", lifespan=lifespan, middleware=middleware())

@@ -59,11 +59,21 @@ BATCH = 5
 COUNTY = "131123"
 NOT_FROM_APP = "请从看板首页打开本页"  # ui/boot.py: a page ran without app.py (a first-request race)
 
-# The time of the last DOM change since navigation start (window.__bfLast), as in tests/test_browser.py.
+# The time of the last DOM change since navigation start (window.__bfLast), as in tests/test_browser.py, and of
+# the last change a person can see (window.__bfShown): every change but those inside a <canvas> element, whose
+# content is never drawn (the data table, glide data grid, fills its canvas with a hidden accessibility table
+# 0.5–0.9 s after it has drawn the rows; a canvas's own size and style do count).
 QUIET_JS = """
-window.__bfLast = performance.now();
-new MutationObserver(() => { window.__bfLast = performance.now(); })
-  .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+window.__bfLast = window.__bfShown = performance.now();
+window.__bfHidden = (m) => {
+  const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+  const c = el && el.closest('canvas');
+  return !!c && !(m.type === 'attributes' && el === c);
+};
+new MutationObserver((ms) => {
+  window.__bfLast = performance.now();
+  if (ms.some((m) => !window.__bfHidden(m))) window.__bfShown = window.__bfLast;
+}).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 """
 
 

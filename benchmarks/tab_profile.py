@@ -7,7 +7,7 @@ The server of `bangfu serve` (serve_app.py, as benchmarks/browser_bench.py start
 each page, ``--runs`` new tabs of one open browser (or, with ``--switch``, clicks in the sidebar navigation) with a
 trace of: DOMContentLoaded, the WebSocket's opening and first message, each change of the script's run state
 (running / notRunning), the first navigation, heading, tile, canvas and plotly chart, and the element of the last
-DOM change — so a slow page says whether the server (the script run) or the front end (after notRunning) spends it.
+DOM change and of the last change a person can see (browser_bench.rendered) — so a slow page says whether the server (the script run) or the front end (after notRunning) spends it.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ new MutationObserver((ms) => {
   for (const sel of ['[data-testid="stSidebarNav"]', 'h1', '[data-testid="stMetric"]', 'canvas', '.js-plotly-plot .main-svg']) {
     if (!seen[sel] && document.querySelector(sel)) { seen[sel] = 1; mark('first', sel); }
   }
-  for (const m of ms) { const t = m.target; window.__lastTarget = [Math.round(performance.now()),
-    (t.getAttribute && (t.getAttribute('data-testid') || String(t.className).slice(0, 40))) || t.nodeName, m.type]; }
+  for (const m of ms) { const t = m.target; const what = [Math.round(performance.now()),
+    (t.getAttribute && (t.getAttribute('data-testid') || String(t.className).slice(0, 40))) || t.nodeName, m.type];
+    window.__lastTarget = what; if (!window.__bfHidden(m)) window.__lastShown = what; }
 }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 const WS = window.WebSocket;
 window.WebSocket = function (...a) { const w = new WS(...a); mark('ws-new'); w.addEventListener('open', () => mark('ws-open'));
@@ -76,10 +77,12 @@ def main(argv=None) -> int:
                         page.wait_for_selector(FIRST_ELEMENT, state="attached", timeout=TIMEOUT_MS)
                         t = rendered(page, t0)
                     events = [(e[0] - round(t0), e[1], e[2]) for e in page.evaluate("window.__ev")]
-                    last = page.evaluate("window.__lastTarget")
+                    last, shown = page.evaluate("[window.__lastTarget, window.__lastShown]")
                     last[0] -= round(t0)
-                    print(f"/{path} {'switch' if args.switch else 'new tab'} {run + 1}: {t:.2f} s\n"
-                          f"  events (ms): {events}\n  last DOM change: {last}", flush=True)
+                    shown[0] -= round(t0)
+                    print(f"/{path} {'switch' if args.switch else 'new tab'} {run + 1}: {t[0]:.2f} s shown, "
+                          f"{t[1]:.2f} s last DOM change\n"
+                          f"  events (ms): {events}\n  last DOM change: {last}\n  last change shown: {shown}", flush=True)
                     if args.switch:  # back to the overview for the next click
                         pg.wait_for_function(CLICK_JS, arg="/", timeout=TIMEOUT_MS)
                         rendered(pg, pg.evaluate("window.__bfClick"))

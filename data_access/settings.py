@@ -109,6 +109,12 @@ def warm_up_enabled() -> bool:
     return env("BANGFU_WARM_UP", "1") != "0"
 
 
+def chart_preload_enabled() -> bool:
+    """Does `bangfu serve` add the script that loads the chart and table chunks while the page's script runs
+    (default yes)? ui/preload.py."""
+    return env("BANGFU_CHART_PRELOAD", "1") != "0"
+
+
 def _hours(name: str, default: float, low: float, high: float) -> float:
     """A number of hours from the environment, kept within [low, high]; a malformed value gives the default."""
     try:
