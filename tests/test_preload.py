@@ -62,6 +62,10 @@ def test_the_tag_per_page():
         assert '["DataFrame.B.js"]' in tag and "PlotlyChart" not in tag, path
     assert preload.tag_for("/cadence", {}) == b""
     assert preload.page_of("/") == "" and preload.page_of("/a/units/") == "units"
+    # which responses are looked at: page documents, not the API, scripts or media
+    assert all(preload._document(p) for p in ("/", "/cadence", "/base/units"))
+    assert not any(preload._document(p) for p in ("/_stcore/health", "/static/js/a.js", "/media/x.png",
+                                                  "/favicon.png", "/component/c/index.html"))
 
 
 PAGE_FILES = {"": "overview", "coverage": "coverage", "cadence": "cadence", "cap": "cap", "ratings": "ratings",

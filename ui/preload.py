@@ -1,6 +1,6 @@
 """Chart scripts loaded while the server runs the page (issue 14: a new tab of a chart page ≤ 2 s).
 
-Streamlit's front end loads the script of a plotly chart (a 4.7 MB chunk, about 0.8 s of the browser's main thread
+Streamlit's front end loads the script of a plotly chart (a 4.7 MB chunk, about 0.7 s of the browser's main thread
 on this machine) only when the first chart of the page arrives, and the page's elements wait for it: on the
 cadence page the script run ends at ~0.9 s and the tiles appear at ~1.9 s. This ASGI middleware of `bangfu serve`
 (serve_app.py) adds a small script to the HTML document that imports the chart (and data table) chunks as soon as
@@ -63,6 +63,12 @@ def page_of(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _document(path: str) -> bool:
+    """May the request path be a page's HTML document (not an API endpoint, a script or a media file)?"""
+    return "." not in page_of(path) and not any(f"/{p}/" in path + "/" for p in ("_stcore", "static", "media",
+                                                                                 "component"))
+
+
 def tag_for(path: str, chunks: dict[str, str]) -> bytes:
     """The script tag for the HTML document at request path ``path`` (b"" when there is nothing to load)."""
     names = [chunks[k] for k in ("plotly", "table")
@@ -79,7 +85,7 @@ class ChartPreload:
         self.chunks = chunk_names() if chunks is None else chunks
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") != "GET" or not self.chunks:
+        if scope["type"] != "http" or scope.get("method") != "GET" or not self.chunks or not _document(scope["path"]):
             await self.app(scope, receive, send)
             return
         # the document uncompressed, to be edited (Streamlit serves its root document uncompressed anyway)
