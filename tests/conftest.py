@@ -166,14 +166,16 @@ def browser():
 
 
 @contextlib.contextmanager
-def streamlit_server(url: str, log_path: Path):
-    """`streamlit run app.py` on a free port with DATABASE_URL=url; yields its base URL, stops it after
-    and prints the server log's traceback, if any (the server helpers of benchmarks/sessions.py)."""
+def streamlit_server(url: str, log_path: Path, env: dict[str, str] | None = None, script: str = "app.py",
+                     timeout_s: float = 60):
+    """`streamlit run app.py` (or ``script``, e.g. serve_app.py) on a free port with DATABASE_URL=url and ``env``;
+    yields its base URL, stops it after and prints the server log's traceback, if any (the server helpers of
+    benchmarks/sessions.py)."""
     port = free_port()
-    proc = start_server(url, port, log_path)
+    proc = start_server(url, port, log_path, env=env, script=script)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(proc, base, log_path, timeout_s=60)
+        wait_healthy(proc, base, log_path, timeout_s=timeout_s)
         yield base
     finally:
         stop_server(proc)

@@ -22,7 +22,7 @@ import streamlit
 
 from ui import preload
 
-from .conftest import free_port, start_server, stop_server, wait_healthy
+from .conftest import streamlit_server
 from .pages_ledger import ADMIN, ADMIN_PASSWORD
 from .test_pages import app_db, page_db, run  # noqa: F401  (fixtures)
 
@@ -93,14 +93,8 @@ def served(page_db, tmp_path_factory):  # noqa: F811
     """The real `bangfu serve` (serve_app.py) on the pages' database, without the warm-up."""
     url, _ = page_db
     log = tmp_path_factory.mktemp("preload") / "serve.log"
-    port = free_port()
-    proc = start_server(url, port, log, env={"BANGFU_WARM_UP": "0"}, script="serve_app.py")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base, log, timeout_s=90)
+    with streamlit_server(url, log, env={"BANGFU_WARM_UP": "0"}, script="serve_app.py", timeout_s=90) as base:
         yield base
-    finally:
-        stop_server(proc)
     assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-4000:]
 
 
@@ -128,15 +122,9 @@ def test_the_served_documents_carry_the_preload(served):
 
 def test_the_preload_can_be_turned_off(page_db, tmp_path):  # noqa: F811
     url, _ = page_db
-    port = free_port()
-    proc = start_server(url, port, tmp_path / "serve.log", env={"BANGFU_WARM_UP": "0", "BANGFU_CHART_PRELOAD": "0"},
-                        script="serve_app.py")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base, tmp_path / "serve.log", timeout_s=90)
+    with streamlit_server(url, tmp_path / "serve.log", env={"BANGFU_WARM_UP": "0", "BANGFU_CHART_PRELOAD": "0"},
+                          script="serve_app.py", timeout_s=90) as base:
         assert _get(base + "/cadence")[1] == (STATIC / "index.html").read_bytes()
-    finally:
-        stop_server(proc)
 
 
 @pytest.mark.browser

@@ -8,7 +8,6 @@ Run: ``.venv/bin/pytest -m browser -s tests/test_session_browser.py`` (about two
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from data_access import sessions, users
 
-from .conftest import CHROMIUM, free_port, start_server, stop_server, wait_healthy
+from .conftest import CHROMIUM, streamlit_server
 from .test_browser import QUIET_JS, READY, SHOTS, TIMEOUT, VIEWPORT, screenshot, wait_ready
 
 pytestmark = pytest.mark.browser
@@ -45,19 +44,8 @@ def session_db(tmp_path_factory):
     engine.dispose()
 
 
-@contextlib.contextmanager
 def _server(url: str, log: Path, env: dict[str, str]):
-    port = free_port()
-    proc = start_server(url, port, log, env={"BANGFU_SELF_REFRESH": "0", **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base, log, timeout_s=60)
-        yield base
-    finally:
-        stop_server(proc)
-        text = log.read_text(errors="replace")
-        if "Traceback" in text:
-            print(f"\nStreamlit server log ({log}) holds a traceback:\n{text[-4000:]}")
+    return streamlit_server(url, log, env={"BANGFU_SELF_REFRESH": "0", **env})
 
 
 @pytest.fixture
